@@ -1,0 +1,18 @@
+"""The ``bench`` command: composes the command groups, does nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from bench.commands.env import env
+from bench.commands.report import report
+from bench.commands.sweep import sweep
+
+app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.command("sweep")(sweep)
+app.command("report")(report)
+app.command("env")(env)
+
+if __name__ == "__main__":
+    app()

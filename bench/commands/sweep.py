@@ -1,0 +1,96 @@
+"""``bench sweep``: measure latency and peak memory of mixers over audio lengths."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.cases import PRESETS, Sweep, preset
+from bench.commands.options import Device, check_device, fail, split_list
+from bench.commands.tables import console, rows_table
+from bench.results import ResultsWriter
+from bench.runner import Outcome, run_sweep
+from bench.sysinfo import environment
+
+RESULTS_DIR = Path("results")
+
+
+def sweep(
+    preset_name: Annotated[str | None, typer.Option("--preset", help=f"One of: {', '.join(PRESETS)}. "
+                                                    "Default: quick on CPU, paper on CUDA.")] = None,
+    mixer_specs: Annotated[str | None, typer.Option("--mixers", help="Comma-separated name[:kernel], "
+                                                    "e.g. sa:naive,sa:sdpa,kda. Default: every mixer.")] = None,
+    seconds: Annotated[str | None, typer.Option(help="Comma-separated audio lengths in seconds.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="Comma-separated dtypes: fp32, bf16, fp16.")] = None,
+    batch: Annotated[str | None, typer.Option(help="Comma-separated batch sizes.")] = None,
+    device: Device = None,
+    hidden: Annotated[int | None, typer.Option(help="Model width (paper: 1024).")] = None,
+    heads: Annotated[int | None, typer.Option(help="Attention heads (paper: 4).")] = None,
+    reps: Annotated[int | None, typer.Option(help="Minimum timed repetitions per cell.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Seconds of timed calls per cell.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before a cell is abandoned.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results file. Default: results/<preset>-<device>-"
+                                             "<host>-<grid hash>.jsonl, so re-running resumes.")] = None,
+    isolate: Annotated[bool, typer.Option(help="Run cells in a worker process (timeouts, OOM kills).")] = True,
+) -> None:
+    """Measure latency and peak memory of each mixer alone, at batch 1, over audio lengths.
+
+    Example: bench sweep --preset quick --mixers sa:naive,sa:sdpa --seconds 10,50
+    """
+    device = check_device(device)
+    name = preset_name or ("paper" if device.startswith("cuda") else "quick")
+    try:
+        plan = preset(
+            name, mixers=split_list(mixer_specs), seconds=_numbers(seconds, float), dtypes=split_list(dtype),
+            batches=_numbers(batch, int), device=device, hidden=hidden, heads=heads, min_reps=reps,
+            budget_s=budget, timeout_s=timeout,
+        )
+        cases = plan.cases()
+    except ValueError as error:
+        fail(str(error))
+    path = out or default_path(name, plan)
+    writer = ResultsWriter(path)
+    writer.write_header({**environment(device), "preset": name, "cells": len(cases)})
+    screen = console()
+    resumed = sum(case.key in writer.done for case in cases)
+    screen.print(f"{len(cases)} cells -> {path}" + (f" ({resumed} already done, resuming)" if resumed else ""))
+    outcomes = _run_with_progress(plan, writer, len(cases), isolate, screen)
+    screen.print(rows_table([o.row for o in outcomes], title=f"bench sweep: {name} on {device}"))
+
+
+def _run_with_progress(plan: Sweep, writer: ResultsWriter, total: int, isolate: bool,
+                       screen: Console) -> list[Outcome]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=screen, transient=False) as progress:
+        task = progress.add_task("sweep", total=total)
+
+        def advance(outcome: Outcome) -> None:
+            row = outcome.row
+            note = "resumed" if outcome.resumed else row["status"]
+            progress.update(task, advance=1, description=f"{outcome.case.id} [{note}]")
+
+        return run_sweep(plan, writer, isolate=isolate, on_outcome=advance)
+
+
+def _numbers(text: str | None, kind: type) -> tuple | None:
+    items = split_list(text)
+    if items is None:
+        return None
+    try:
+        return tuple(kind(item) for item in items)
+    except ValueError:
+        fail(f"expected comma-separated {kind.__name__} values, got {text!r}")
+
+
+def default_path(preset_name: str, plan: Sweep) -> Path:
+    """Same command on the same machine -> same file, so re-running it resumes the sweep."""
+    grid = repr(sorted(case.key for case in plan.cases())).encode()
+    digest = hashlib.sha1(grid).hexdigest()[:8]
+    device = plan.device.replace(":", "")
+    return RESULTS_DIR / f"{preset_name}-{device}-{socket.gethostname()}-{digest}.jsonl"

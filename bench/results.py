@@ -1,0 +1,140 @@
+"""Results files: JSON lines, one object per line, written one line at a time.
+
+The first line is a ``header`` (run metadata: versions, device, git commit, command line); each
+resumed session appends another header. Every measured cell is one ``cell`` row; other packages
+append rows of their own kinds (``accuracy`` from the model package), which readers keep apart.
+A line cut short by a crash is ignored on reading and cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.cases import Case
+
+STATUSES = ("ok", "oom", "timeout", "error", "skipped")
+
+
+@dataclass
+class Row:
+    """One cell's outcome. Latency in milliseconds, memory in bytes, all at full precision."""
+
+    mixer: str
+    kernel: str
+    seconds: float
+    frames: int
+    dtype: str
+    batch: int
+    hidden: int
+    heads: int
+    device: str
+    mode: str
+    status: str
+    message: str | None = None
+    median_ms: float | None = None
+    p20_ms: float | None = None
+    p80_ms: float | None = None
+    min_ms: float | None = None
+    n: int | None = None
+    warmup: int | None = None
+    warmup_ms: float | None = None
+    peak_bytes: int | None = None
+    peak_above_bytes: int | None = None
+    memory_method: str | None = None
+    predicted_activation_bytes: int | None = None
+    predicted_flops: float | None = None
+    predicted_state_bytes: int | None = None
+    weight_bytes: int | None = None
+    device_name: str | None = None
+    elapsed_s: float | None = None
+    kind: str = "cell"
+
+    @classmethod
+    def for_case(cls, case: Case, status: str, **fields) -> Row:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        return cls(mixer=case.mixer, kernel=case.kernel, seconds=case.seconds, frames=case.frames,
+                   dtype=case.dtype, batch=case.batch, hidden=case.hidden, heads=case.heads,
+                   device=case.device, mode=case.mode, status=status, **fields)
+
+    @property
+    def key(self) -> tuple:
+        return row_key(asdict(self))
+
+
+def row_key(row: dict) -> tuple:
+    """The identity of a cell row, matching ``Case.key``; extra fields do not take part."""
+    return (row["mixer"], row["kernel"], float(row["seconds"]), row["dtype"], row["batch"],
+            row["hidden"], row["heads"], row["device"], row.get("mode", "forward"))
+
+
+def read_lines(path: Path) -> Iterator[dict]:
+    """Every complete JSON object in ``path``; a torn last line (from ``kill -9``) is skipped."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith("\n"):
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not a JSON line ({error.msg})") from None
+
+
+def read_rows(path: Path, kind: str = "cell") -> list[dict]:
+    return [obj for obj in read_lines(path) if obj.get("kind") == kind]
+
+
+def read_frame(*paths: Path, kind: str = "cell"):
+    """Rows of ``kind`` from one or more files as a pandas DataFrame, with a ``source`` column."""
+    import pandas as pd
+
+    frames = []
+    for path in paths:
+        rows = read_rows(Path(path), kind)
+        headers = read_rows(Path(path), "header")
+        frame = pd.DataFrame(rows)
+        frame["source"] = str(path)
+        if headers and "device_name" not in frame:
+            frame["device_name"] = headers[0].get("device_name")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class ResultsWriter:
+    """Appends rows durably: each line is written, flushed and fsynced before the next cell runs."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self.done: dict[tuple, dict] = {}
+        if self.path.exists():
+            for row in read_rows(self.path):
+                self.done[row_key(row)] = row
+
+    def _repair(self) -> None:
+        """Cut a torn last line left by a crash, so the next append starts on a fresh line."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):
+            with open(self.path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def write_header(self, header: dict) -> None:
+        self._append({**header, "kind": "header", "resumed": bool(self.done)})
+
+    def write_row(self, row: Row) -> None:
+        self._append(asdict(row))
+        self.done[row.key] = asdict(row)
+
+    def _append(self, obj: dict) -> None:
+        line = json.dumps(obj, allow_nan=False, default=str) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())

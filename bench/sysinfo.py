@@ -1,0 +1,108 @@
+"""What the machine is: versions, device, clocks. Recorded in every results file's header."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+
+def free_memory_bytes(device: str) -> int | None:
+    """Memory a cell may still allocate on ``device``; None when it cannot be told."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return free
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def nvml_readings(device: str) -> dict | None:
+    """Clocks, power and temperature of the GPU through NVML; None without a GPU or NVML."""
+    if torch.device(device).type != "cuda":
+        return None
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        index = torch.device(device).index or 0
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        readings = {
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
+            "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000,
+            "temperature_c": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+            "driver": pynvml.nvmlSystemGetDriverVersion(),
+        }
+        pynvml.nvmlShutdown()
+        return readings
+    except pynvml.NVMLError as error:
+        return {"error": str(error)}
+
+
+def environment(device: str) -> dict:
+    """Everything a reader needs to trust or reproduce a results file."""
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "host": socket.gethostname(),
+        "device": device,
+        "device_name": device_name(device),
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "fla": package_version("flash-linear-attention"),
+        "fla_core": package_version("fla-core"),
+        "triton": package_version("triton"),
+        "numpy": package_version("numpy"),
+        "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
+        "git_commit": git_commit(),
+        "nvml": nvml_readings(device),
+    }

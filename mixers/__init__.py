@@ -1,0 +1,108 @@
+"""Sequence mixers: every one maps ``[batch, length, hidden]`` to ``[batch, length, hidden]``.
+
+The registry is a plain dict from a mixer's name to the module that defines it. Modules are
+imported on first use, so ``import mixers`` stays cheap (fla pulls in transformers).
+
+Each mixer module defines:
+
+- ``KERNELS``: the kernels it offers, e.g. ``("fla", "torch")`` or ``("sdpa", "naive")``;
+  the first is the default when ``auto`` has no better choice.
+- ``build(kernel, hidden_size, num_heads, **options) -> nn.Module``.
+- ``cost(length, hidden_size, num_heads, batch, dtype_bytes, kernel) -> mixers.cost.Cost``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from mixers.cost import Cost
+
+REGISTRY: dict[str, str] = {
+    "sa": "mixers.softmax",
+}
+
+AUTO = "auto"
+
+
+def names() -> list[str]:
+    """Registered mixer names, in registry order."""
+    return list(REGISTRY)
+
+
+def _module(name: str) -> ModuleType:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown mixer {name!r}; known mixers: {', '.join(names())}")
+    return importlib.import_module(REGISTRY[name])
+
+
+def kernels(name: str) -> tuple[str, ...]:
+    """The kernels mixer ``name`` offers, default first."""
+    return tuple(_module(name).KERNELS)
+
+
+def resolve_kernel(name: str, kernel: str = AUTO, device: str | torch.device | None = None) -> str:
+    """Turn ``auto`` into a concrete kernel for ``device``; reject kernels the mixer lacks."""
+    offered = kernels(name)
+    if kernel == AUTO:
+        on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+        if "fla" in offered and on_cuda:
+            return "fla"
+        return "torch" if "torch" in offered else offered[0]
+    if kernel not in offered:
+        raise ValueError(
+            f"mixer {name!r} has no kernel {kernel!r}; its kernels: {', '.join(offered)} (or {AUTO})"
+        )
+    return kernel
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"sa:naive"`` -> ``("sa", "naive")``; ``"kda"`` -> ``("kda", "auto")``. Validates both parts."""
+    name, _, kernel = spec.strip().partition(":")
+    kernel = kernel or AUTO
+    _module(name)
+    if kernel != AUTO:
+        resolve_kernel(name, kernel)
+    return name, kernel
+
+
+def build(
+    name: str,
+    hidden_size: int = 1024,
+    num_heads: int = 4,
+    kernel: str = AUTO,
+    device: str | torch.device | None = None,
+    **options,
+) -> nn.Module:
+    """Build mixer ``name`` with ``kernel`` (``auto`` resolves for ``device``)."""
+    if hidden_size <= 0 or num_heads <= 0 or hidden_size % num_heads:
+        raise ValueError(
+            f"hidden_size must be a positive multiple of num_heads; got {hidden_size} and {num_heads}"
+        )
+    concrete = resolve_kernel(name, kernel, device)
+    module = _module(name).build(concrete, hidden_size=hidden_size, num_heads=num_heads, **options)
+    module.mixer_name, module.kernel = name, concrete
+    return module
+
+
+def cost(
+    name: str,
+    length: int,
+    hidden_size: int = 1024,
+    num_heads: int = 4,
+    batch: int = 1,
+    dtype_bytes: int = 4,
+    kernel: str = AUTO,
+) -> Cost:
+    """Analytical cost of one forward pass of mixer ``name``: see ``mixers.cost.Cost``."""
+    concrete = resolve_kernel(name, kernel)
+    return _module(name).cost(
+        length=length, hidden_size=hidden_size, num_heads=num_heads,
+        batch=batch, dtype_bytes=dtype_bytes, kernel=concrete,
+    )
+
+
+__all__ = ["AUTO", "Cost", "REGISTRY", "build", "cost", "kernels", "names", "parse_spec", "resolve_kernel"]
