@@ -7,12 +7,14 @@ import typer
 from bench.commands.env import env
 from bench.commands.report import report
 from bench.commands.sweep import sweep
+from bench.commands.verify import verify
 
 app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("sweep")(sweep)
 app.command("report")(report)
 app.command("env")(env)
+app.command("verify")(verify)
 
 if __name__ == "__main__":
     app()
