@@ -18,13 +18,15 @@ is one chunk's worth. Within a chunk, with G the inclusive cumulative log decay:
     o_i = exp(Gv_i) * (q_i exp(G_i))^T S  +  sum_{j<=i} A_ij [v_j exp(Gv_i - Gv_j)]
     A_ij = q_i^T diag(exp(G_i - G_j)) k_j
 
-The usual trick of writing exp(G_i - G_j) as exp(G_i) exp(-G_j) overflows once a chunk's
-cumulative decay passes about -88 (GSA's and LightNet's gates get there), so every factor here
-is kept as exp of a non-positive number: the chunk is split into sub-chunks of 16; pairs of
-positions in different sub-chunks use the end of the earlier sub-chunk as reference point
-(exp(G_i - r) exp(r - G_j), both exponents <= 0 when g <= 0), and pairs inside one sub-chunk
-are computed directly in log space ([16, 16, K] per sub-chunk). A per-head scalar decay needs
-no sub-chunks: its [C, C] decay matrix is exp of masked differences. All arithmetic is fp32;
+The usual trick writes exp(G_i - G_j) as exp(G_i - G_0) exp(G_0 - G_j), which turns A into
+one matmul; it is used for every chunk whose decay spread (max - min of G) stays below
+FACTOR_LIMIT = 60, so neither factor can overflow fp32. Chunks with stronger decay (GSA's and
+LightNet's gates can reach hundreds within a chunk) take a stable path instead: the chunk is
+split into sub-chunks of 16; pairs of positions in different sub-chunks use the end of the
+earlier sub-chunk as reference point (exp(G_i - r) exp(r - G_j), both exponents <= 0 when
+g <= 0), and pairs inside one sub-chunk are computed directly in log space ([16, 16, K] per
+sub-chunk). A per-head scalar decay needs neither: its [C, C] decay matrix is exp of masked
+differences. The same two paths serve the value decay. All arithmetic is fp32;
 the output has the dtype of ``v`` (fp64 inputs are computed in fp64, for reference checks).
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import torch
 
 SUB_CHUNK = 16
+FACTOR_LIMIT = 60.0
 
 
 def gla_chunk(
@@ -134,6 +137,10 @@ def _scores(q, k, G, masks: _Masks):
             # Per-head decay: exact [C, C] factor, exp of a non-positive masked difference.
             A = A * (G - G.transpose(-1, -2)).masked_fill(~masks.causal, float("-inf")).exp()
         return A.masked_fill(~masks.causal, 0.0), None
+    if _factorable(G):
+        G = G - G[:, :, :1]
+        A = (q * G.exp()) @ (k * (-G).exp()).transpose(-1, -2)  # [B, H, C, C]
+        return A.masked_fill(~masks.causal, 0.0), None
     c = SUB_CHUNK
     n = C // c
     Gs, qs, ks = (x.view(B, H, n, c, K) for x in (G, q, k))
@@ -154,11 +161,13 @@ def _apply_values(A_off, A_diag, v, Gv, masks: _Masks):
     B, H, C, V = v.shape
     c = SUB_CHUNK
     n = C // c
-    if Gv is None:
-        o = A_off @ v
+    if Gv is None or _factorable(Gv):
+        Gv = None if Gv is None else Gv - Gv[:, :, :1]
+        v_in = v if Gv is None else v * (-Gv).exp()
+        o = A_off @ v_in
         if A_diag is not None:
-            o = o + (A_diag @ v.view(B, H, n, c, V)).view(B, H, C, V)
-        return o
+            o = o + (A_diag @ v_in.view(B, H, n, c, V)).view(B, H, C, V)
+        return o if Gv is None else o * Gv.exp()
     if A_diag is None:
         # Split the full causal matrix into off-sub-chunk and within-sub-chunk parts.
         blocks = A_off.view(B, H, n, c, n, c)
@@ -176,6 +185,11 @@ def _apply_values(A_off, A_diag, v, Gv, masks: _Masks):
     # [B, H, n, c, c, V] -> [B, H, n, c, V]
     o_diag = (A_diag[..., None] * decay.exp() * vs[:, :, :, None]).sum(-2)
     return o + o_diag.reshape(B, H, C, V)
+
+
+def _factorable(G: torch.Tensor) -> bool:
+    """Whether exp(G_i - G_0) exp(G_0 - G_j) stays far from fp32 overflow for this chunk."""
+    return bool((G.amax(-2) - G.amin(-2)).max() < FACTOR_LIMIT)
 
 
 def _check(q, k, v, g, gv, initial_state, chunk_size) -> None:

@@ -75,26 +75,48 @@ DECAYS = {
 }
 
 
+@pytest.fixture
+def factor_decisions(monkeypatch):
+    """Records which chunks took the factorized path (True) or the stable sub-chunk path (False)."""
+    import mixers.gla_chunk as core
+
+    seen: list[bool] = []
+    original = core._factorable
+
+    def spy(G):
+        seen.append(original(G))
+        return seen[-1]
+
+    monkeypatch.setattr(core, "_factorable", spy)
+    return seen
+
+
 @pytest.mark.parametrize("T", [1, 16, 63, 130], ids=lambda t: f"T{t}")
 @pytest.mark.parametrize("decay", list(DECAYS), ids=str)
-@pytest.mark.parametrize("strength", [1.0, 12.0], ids=["mild", "strong"])
-def test_matches_step_by_step_fp64(decay, strength, T):
-    """Strong: per-step log decays to about -120, so a 64-chunk's cumulative decay reaches the
-    thousands, where exp(-G) overflows even fp64; the chunked result must still be exact."""
+@pytest.mark.parametrize("strength", [0.05, 1.0, 12.0], ids=["weak", "mild", "strong"])
+def test_matches_step_by_step_fp64(decay, strength, T, factor_decisions):
+    """Weak decays take the factorized path; mild and strong ones (per-step log decays to about
+    -10 and -120; a 64-chunk's cumulative decay then reaches the hundreds or thousands, where
+    exp(-G) overflows even fp64) take the stable sub-chunk path. Both must be exact."""
     use_g, use_gv, per_head = DECAYS[decay]
     q, k, v, g, gv, h0 = inputs(2, T, 2, 20, 12, strength=strength, dtype=torch.float64)
     g = (g[..., :1] if per_head else g) if (use_g or per_head) else None
     gv = gv if use_gv else None
     o, state = gla_chunk(q, k, v, g, gv, scale=0.3, initial_state=h0)
     o_ref, state_ref = step_by_step(q, k, v, g, gv, scale=0.3, initial_state=h0)
+    if T >= 16 and strength != 1.0 and factor_decisions:
+        assert set(factor_decisions) == {strength < 1}
     assert torch.isfinite(o).all()
     # fp64 throughout: 1e-10 absolute.
     torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(state, state_ref, atol=1e-10, rtol=0)
 
 
-def test_strong_decay_fp32_finite_and_close():
+def test_mixed_decays_fp32_finite_and_close(factor_decisions):
     q, k, v, g, gv, h0 = inputs(1, 130, 2, 32, 16, strength=30.0)
+    # The middle chunk decays weakly: the two paths meet inside one sequence.
+    g[:, 64:128] *= 1e-3
+    gv[:, 64:128] *= 1e-3
     o, state = gla_chunk(q, k, v, g, gv, initial_state=h0)
     o_ref, state_ref = step_by_step(q, k, v, g, gv, initial_state=h0)
     assert torch.isfinite(o).all() and torch.isfinite(state).all()
@@ -103,6 +125,7 @@ def test_strong_decay_fp32_finite_and_close():
     # on outputs of size ~5. Mild decays (the fla comparison above) hold 1e-4.
     torch.testing.assert_close(o.double(), o_ref, atol=1e-3, rtol=0)
     torch.testing.assert_close(state.double(), state_ref, atol=1e-4, rtol=0)
+    assert True in factor_decisions and False in factor_decisions
 
 
 @pytest.mark.parametrize("cuts", [(1,), (40,), (64, 65), (13, 77, 100)], ids=lambda c: "cut" + "-".join(map(str, c)))
