@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from bench.commands.compare import compare
 from bench.commands.env import env
+from bench.commands.plot import plot
 from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
@@ -15,6 +17,8 @@ app.command("sweep")(sweep)
 app.command("report")(report)
 app.command("env")(env)
 app.command("verify")(verify)
+app.command("plot")(plot)
+app.command("compare")(compare)
 
 if __name__ == "__main__":
     app()

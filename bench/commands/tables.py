@@ -1,11 +1,16 @@
-"""Rich tables of result rows, shared by ``bench sweep`` and ``bench report``."""
+"""Rich tables of result rows, shared by ``bench sweep``, ``bench report`` and ``bench compare``.
+
+The columns and number formats come from ``plots.summary``, so the terminal, Markdown and HTML
+show the same table.
+"""
 
 from __future__ import annotations
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-MIB = 2**20
+LEFT = ("mixer", "versus", "device", "dtype", "status", "verdict", "fitted over", "faster than SA from")
 
 
 def console() -> Console:
@@ -15,28 +20,28 @@ def console() -> Console:
 
 
 def rows_table(rows: list[dict], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("mixer", "seconds", "frames", "dtype", "status", "median ms", "p20-p80 ms",
-                   "peak MiB", "above MiB", "predicted MiB"):
-        table.add_column(column, justify="left" if column in ("mixer", "dtype", "status") else "right",
-                         no_wrap=column == "mixer")
-    for row in rows:
-        ok = row["status"] == "ok"
-        table.add_row(
-            f"{row['mixer']}:{row['kernel']}", f"{row['seconds']:g}", str(row["frames"]), row["dtype"],
-            row["status"] if ok else f"[red]{row['status']}[/red]",
-            _ms(row.get("median_ms")),
-            f"{_ms(row.get('p20_ms'))}-{_ms(row.get('p80_ms'))}" if ok else "",
-            _mib(row.get("peak_bytes")), _mib(row.get("peak_above_bytes")),
-            _mib(row.get("predicted_activation_bytes")),
-        )
+    """One line per cell: latency, memory, and the cost model's prediction beside them."""
+    from plots.load import prepare_cells
+    from plots.summary import cells_display
+
+    if not rows:
+        return frame_table(pd.DataFrame(), title)
+    return frame_table(cells_display(prepare_cells(pd.DataFrame(rows))), title)
+
+
+def frame_table(display: pd.DataFrame, title: str, caption: str | None = None) -> Table:
+    """A table of already formatted strings; statuses and verdicts other than ok/same in colour."""
+    table = Table(title=title, caption=caption)
+    for column in display.columns:
+        table.add_column(column, justify="left" if column in LEFT else "right", no_wrap=column == "mixer")
+    for row in display.itertuples(index=False):
+        table.add_row(*(_colour(column, str(value)) for column, value in zip(display.columns, row)))
     return table
 
 
-def _ms(value: float | None) -> str:
-    # Three significant figures keep sub-millisecond timings readable.
-    return "" if value is None else f"{value:.3g}"
-
-
-def _mib(value: int | None) -> str:
-    return "" if value is None else f"{value / MIB:.1f}"
+def _colour(column: str, value: str) -> str:
+    if column == "status" and value != "ok":
+        return f"[red]{value}[/red]"
+    if column == "verdict":
+        return {"slower": "[red]slower[/red]", "faster": "[green]faster[/green]"}.get(value, value)
+    return value

@@ -1,0 +1,132 @@
+"""Reading results files for figures and reports: cell rows, accuracy rows, the paper's stated points.
+
+Everything here reads files only (``bench.results`` for the JSON-lines format), so a figure can be
+redrawn on any machine from a file that came from another. Each cell row gets three derived
+columns every figure and table uses: ``label`` (``sa:naive``, ``kda:torch``), ``style_key`` (what
+fixes a series' colour and marker) and ``device_name`` filled from the file's header when the row
+itself has none.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results import read_frame, read_rows
+
+SETTINGS = ["dtype", "batch", "hidden", "heads", "mode"]
+"""What a sweep holds fixed for one figure; files (devices) may differ within it."""
+CONFIG = ["source", "device_name", *SETTINGS]
+"""Columns that fix one benchmark configuration: a fit or a crossover never mixes them."""
+
+NUMERIC = ("median_ms", "p20_ms", "p80_ms", "min_ms", "peak_bytes", "peak_above_bytes",
+           "predicted_activation_bytes", "predicted_flops", "weight_bytes")
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
+PAPER_POINTS = REFERENCE_DIR / "paper_figure2_points.csv"
+
+# The paper names its mechanisms; our registry names mixers. The paper's SA stored its L x L scores
+# (12.35 GB at 400 s is what scores and probabilities take in fp32), so it is drawn as ``sa:naive``.
+PAPER_MIXERS = {"SA": "sa:naive", "RetNet": "retnet", "LightNet": "lightnet", "GSA": "gsa", "FoX": "fox",
+                "KDA": "kda"}
+
+
+def style_key(mixer: str, kernel: str) -> str:
+    """SA's two kernels behave so differently that each is its own series; other mixers by name."""
+    return f"sa:{kernel}" if mixer == "sa" else mixer
+
+
+def load_cells(*paths: Path) -> pd.DataFrame:
+    """Cell rows of every file, one frame, with ``label``, ``style_key`` and ``device_name`` filled."""
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"no such results file: {path}")
+    frames = [_cells_of(Path(path)) for path in paths]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise ValueError(f"no cell rows in {', '.join(map(str, paths))}; expected files written by `bench sweep`")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _cells_of(path: Path) -> pd.DataFrame:
+    frame = read_frame(path)
+    if frame.empty or "mixer" not in frame:
+        return pd.DataFrame()
+    headers = read_rows(path, "header")
+    return prepare_cells(frame, headers[0].get("device_name") if headers else None)
+
+
+def prepare_cells(frame: pd.DataFrame, header_device: str | None = None) -> pd.DataFrame:
+    """Cell rows as figures and tables use them: numeric columns, ``label``, ``style_key``, device name."""
+    frame = frame.copy()
+    names = frame["device_name"] if "device_name" in frame else pd.Series(None, index=frame.index, dtype=object)
+    # Rows written by the harness may leave device_name empty; the header records it once per run.
+    if header_device:
+        names = names.fillna(header_device)
+    frame["device_name"] = names.fillna(frame["device"])
+    if "source" not in frame:
+        frame["source"] = ""
+    frame["label"] = frame["mixer"] + ":" + frame["kernel"]
+    frame["style_key"] = [style_key(m, k) for m, k in zip(frame["mixer"], frame["kernel"])]
+    for column in NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else float("nan")
+    if "mode" not in frame:
+        frame["mode"] = "forward"
+    return frame
+
+
+def by_settings(cells: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One (name suffix, cells) per settings combination; the suffix is empty when there is one."""
+    groups = list(cells.groupby(SETTINGS, sort=True))
+    if len(groups) == 1:
+        return [("", cells)]
+    # Named as in case ids: fp32-B1-D1024-H4-forward.
+    spell = {"dtype": "{}", "batch": "B{}", "hidden": "D{}", "heads": "H{}", "mode": "{}"}
+    return [("-" + "-".join(spell[c].format(v) for c, v in zip(SETTINGS, key)), group) for key, group in groups]
+
+
+def check_one_setting(cells: pd.DataFrame, what: str) -> None:
+    fixed = cells[SETTINGS].drop_duplicates()
+    if len(fixed) != 1:
+        found = "; ".join(" ".join(f"{k}={v}" for k, v in row.items()) for row in fixed.to_dict("records"))
+        raise ValueError(f"{what} draws one configuration at a time, got {len(fixed)}: {found}")
+
+
+def load_headers(*paths: Path) -> list[dict]:
+    """The first header of each file (a resumed file has several; the first describes the run)."""
+    out = []
+    for path in paths:
+        headers = read_rows(Path(path), "header")
+        out.append({"source": str(path), **(headers[0] if headers else {})})
+    return out
+
+
+def load_accuracy(*paths: Path) -> pd.DataFrame:
+    """Accuracy rows (``"kind": "accuracy"``, from the model package) of every file; empty if none."""
+    frames = [read_frame(Path(path), kind="accuracy") for path in paths]
+    frames = [f for f in frames if not f.empty and {"mixer", "kernel", "macro_f1"} <= set(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_paper_points(path: Path = PAPER_POINTS) -> pd.DataFrame:
+    """The paper's stated Figure 2 points, with ``style_key`` and the ``device`` they were measured on.
+
+    The device comes from the file's ``# GPU:`` comment line (section 4.3: four NVIDIA H100).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such reference file: {path}")
+    text = path.read_text(encoding="utf-8")
+    device = "the paper's GPU"
+    for line in text.splitlines():
+        found = re.match(r"#\s*GPU:.*?(NVIDIA [\w\- ]*\w)", line)
+        if found:
+            device = found.group(1)
+    points = pd.read_csv(path, comment="#")
+    expected = {"mechanism", "audio_seconds", "metric", "value", "unit"}
+    if not expected <= set(points.columns):
+        raise ValueError(f"{path}: expected columns {sorted(expected)}, got {sorted(points.columns)}")
+    points["style_key"] = points["mechanism"].map(PAPER_MIXERS)
+    points["device"] = device
+    return points
