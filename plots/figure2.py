@@ -49,10 +49,22 @@ def figure2(cells: pd.DataFrame, paper: pd.DataFrame | None = None, log: bool = 
             ax.text(0.5, 0.5, "no mixer other than softmax attention in these files", ha="center",
                     transform=ax.transAxes, color="0.4")
         ax.set_title(title, loc="left")
+        # Every panel spans every length drawn anywhere: markers on the top edge do not widen the
+        # autoscaled range, and shared ranges make the panels comparable.
+        lengths = list(cells["seconds"]) + (list(paper["audio_seconds"]) if paper is not None else [])
+        _cover(ax, min(lengths), max(lengths), log)
     figure.suptitle(_title(cells), fontsize=11)
     figure.legend(handles=_legend(cells, sources, paper), loc="outside lower center", ncol=3, fontsize=8.5,
                   frameon=False)
     return figure
+
+
+def _cover(ax, low: float, high: float, log: bool) -> None:
+    if log:
+        ax.set_xlim(low / 1.15, high * 1.15)
+    else:
+        pad = 0.05 * (high - low) or 1.0
+        ax.set_xlim(low - pad, high + pad)
 
 
 def _memory_unit(cells: pd.DataFrame, paper: pd.DataFrame | None) -> tuple[float, str]:
@@ -84,10 +96,10 @@ def _panel(ax, cells: pd.DataFrame, metric: str, sources: list[str], unit: tuple
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    # Cells with nothing to place them by go on the panel's top edge, still at their length.
-    top = ax.get_ylim()[1]
+    # Cells with nothing to place them by go on the panel's top edge (axes coordinates), still at their length.
     for cell, colour, marker in unplaced:
-        _not_measured(ax, cell["seconds"], top, cell["status"], colour, marker)
+        _not_measured(ax, cell["seconds"], 0.96, f"{cell['status']} (no estimate)", colour, marker,
+                      transform=ax.get_xaxis_transform())
     ax.set_xlabel("audio length (s)")
     ax.set_ylabel("median latency (ms), p20-p80 shaded" if metric == "latency" else f"peak memory ({unit[1]})")
     ax.grid(True, which="both", alpha=0.3)
@@ -112,9 +124,14 @@ def _would_be(done: pd.DataFrame, cell: pd.Series, metric: str, unit: float) -> 
     return value if metric == "latency" else value / unit
 
 
-def _not_measured(ax, x: float, y: float, status: str, colour: str, marker: str) -> None:
-    ax.scatter([x], [y], s=90, marker=marker, facecolors="none", edgecolors=colour, linewidths=1.6, zorder=4)
-    ax.annotate(status, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=7, color=colour)
+def _not_measured(ax, x: float, y: float, status: str, colour: str, marker: str, transform=None) -> None:
+    transform = transform or ax.transData
+    ax.scatter([x], [y], s=90, marker=marker, facecolors="none", edgecolors=colour, linewidths=1.6, zorder=4,
+               transform=transform)
+    # Below the marker on the top edge, above it elsewhere: the label stays inside the axes.
+    offset = (6, 6) if transform is ax.transData else (6, -12)
+    ax.annotate(status, (x, y), xycoords=transform, textcoords="offset points", xytext=offset, fontsize=7,
+                color=colour)
 
 
 def _paper_points(ax, paper: pd.DataFrame, metric: str, with_sa: bool, unit: tuple[float, str]) -> None:
@@ -167,12 +184,17 @@ def _legend(cells: pd.DataFrame, sources: list[str], paper: pd.DataFrame | None)
                                   label=f"{Path(source).name} ({device})"))
     if cells["status"].isin(NOT_MEASURED).any():
         handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="none",
-                              label="hollow: not measured (oom / skipped / timeout), drawn at the prediction"))
+                              label="hollow: not measured (oom / skipped / timeout), at its prediction or "
+                              "extrapolation"))
+    failed = cells[cells["status"] == "error"]
+    if len(failed):
+        handles.append(Line2D([], [], linestyle="none", label=f"not drawn: {len(failed)} cells failed with an error "
+                              f"({', '.join(dict.fromkeys(failed['label']))})"))
     if paper is not None:
         device = paper["device"].iloc[0] if len(paper) else "?"
         handles.append(Line2D([], [], color="0.3", marker="*", markersize=11, linestyle="none",
                               label=f"the paper's stated points ({device})"))
-    handles.append(Line2D([], [], linestyle="none", label="alpha: latency ~ frames^alpha, beta: activation "
-                          f"memory ~ frames^beta, over the longest lengths; {len(cells)} cells"))
+    handles.append(Line2D([], [], linestyle="none", label="alpha, beta: latency, activation memory ~ "
+                          "frames^exponent (longest lengths)"))
     return handles
 

@@ -114,3 +114,19 @@ def test_save_writes_png_svg_and_pdf_on_request(files, tmp_path):
     for path in written:
         assert path.read_bytes().startswith(magic[path.suffix])
     assert [p.suffix for p in save(cost_model_figure(cells), tmp_path / "g")] == [".png", ".svg"]
+
+
+def test_cells_with_nothing_to_place_them_by_sit_on_the_top_edge(tmp_path):
+    path = write_results(tmp_path / "r.jsonl", labels=("sa:naive", "kda:torch"), seconds=(10, 20),
+                         not_measured={("kda:torch", 10): "oom", ("kda:torch", 20): "oom"})
+    cells = load_cells(path)
+    cells.loc[(cells["label"] == "sa:naive") & (cells["seconds"] == 10), "status"] = "error"
+    figure = figure2(cells)
+    for letter in "abcd":
+        ax = _panel(figure, letter)
+        low, high = ax.get_xlim()
+        # Every panel spans both lengths, though panel (c) has no measured point at all.
+        assert low < 10 and high > 20 and high - low < 12
+        assert [t.get_text() for t in ax.texts] == ["oom (no estimate)"] * 2
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "not drawn: 1 cells failed with an error (sa:naive)" in labels
