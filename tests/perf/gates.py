@@ -104,7 +104,7 @@ def judge(mixer_ms: float, matmul_ms: float, budget, spec: str, seconds: float) 
     return Verdict(passed, value, limit, unit, message if passed else "over budget: " + message)
 
 
-def suggest(ratio: float, headroom: float = 2.5) -> float:
+def suggest(ratio: float, headroom: float = 3.0) -> float:
     """A budget for a new entry: ``headroom`` times the measured ratio, rounded up to two digits."""
     value = ratio * headroom
     scale = 10 ** (math.floor(math.log10(value)) - 1)
