@@ -24,6 +24,7 @@ from mixers.cost import Cost
 REGISTRY: dict[str, str] = {
     "sa": "mixers.softmax",
     "reslstm": "mixers.reslstm",
+    "retnet": "mixers.retnet",
 }
 
 AUTO = "auto"

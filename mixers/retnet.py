@@ -1,0 +1,182 @@
+"""Multi-scale retention (Sun et al., 2023, "Retentive Network: A Successor to Transformer for Large
+Language Models"), as fla's ``fla.layers.MultiScaleRetention`` computes it.
+
+Per head h, with a fixed decay gamma_h = 1 - 2^(-5-h) and K = head key width:
+
+    q, k = RoPE(x W_q), RoPE(x W_k)          [B, T, H, K]   (rotate-half, base 10000)
+    v, z = x W_v, x W_g                      [B, T, H, V]
+    S_t = gamma_h S_{t-1} + k_t v_t^T,   o_t = K^-1/2 S_t^T q_t
+    y = (RMSNorm_h(o) * w * silu(z)) W_o    (RMS over each head's V channels, eps 1e-5, fp32)
+
+Retention is gated linear attention with a constant per-head log decay log(gamma_h), so the
+twin calls the shared chunkwise core ``mixers.gla_chunk`` (chunks of 64, fp32 state): linear
+time and memory in T.
+
+Kernels (one state dict serves all three):
+- ``fla``: fla's layer itself, the configuration the paper ran: hidden 1024, 4 heads, and fla's
+  defaults otherwise: expand_k 1 (K = 256), expand_v 2 (V = 512), no short convolution, swish
+  output gate fused with the RMSNorm, rotary embeddings, ``chunk`` mode. Its forward returns the
+  plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter (``bench.interpreter``).
+- ``torch``: our twin, same parameter names and shapes, chunkwise core; any device, fp32/bf16.
+- ``reference``: the twin's projections around fla's ``naive_retention`` (materializes
+  ``[B, H, T, T]``), so a sweep can time the reference op.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixers.cost import Cost, linear_flops
+from mixers.gla_chunk import gla_chunk
+
+KERNELS = ("fla", "torch", "reference")
+CHUNK = 64
+OUTPUT_BLOCK = 1024
+ROPE_BASE = 10000.0
+EXPAND_K, EXPAND_V = 1, 2
+
+
+def log_decays(num_heads: int, device: torch.device | None = None) -> torch.Tensor:
+    """log(1 - 2^(-5-h)) for h = 0..H-1, in fp32: RetNet's multi-scale decays."""
+    heads = torch.arange(num_heads, dtype=torch.float32, device=device)
+    return torch.log1p(-torch.pow(2.0, -5.0 - heads))
+
+
+def retention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int = CHUNK) -> torch.Tensor:
+    """Chunkwise multi-scale retention: ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` -> ``[B, T, H, V]``."""
+    B, T, H, K = q.shape
+    # One log decay per head, broadcast over batch and time: [B, T, H, 1]
+    g = log_decays(H, q.device).view(1, 1, H, 1).expand(B, T, H, 1)
+    return gla_chunk(q, k, v, g=g, scale=K**-0.5, chunk_size=chunk_size)[0]
+
+
+def rotate(x: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding on ``[B, T, H, K]``, rotate-half layout (pairs i and i + K/2), base 10000."""
+    T, K = x.shape[1], x.shape[-1]
+    inv_freq = 1.0 / ROPE_BASE ** (torch.arange(0, K, 2, dtype=torch.float32, device=x.device) / K)
+    # [T, K/2]; positions in fp32 as fla does, so the tables agree bit for bit.
+    angles = torch.outer(torch.arange(T, dtype=torch.float32, device=x.device), inv_freq)
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]  # [T, 1, K/2]
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+
+
+class GatedRMSNorm(nn.Module):
+    """RMSNorm over the last dimension, times a learned weight and silu(gate); computed in fp32."""
+
+    def __init__(self, size: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        y = xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + self.eps) * self.weight.float()
+        return (y * F.silu(gate.float())).to(x.dtype)
+
+
+class RetNetTwin(nn.Module):
+    def __init__(self, hidden_size: int = 1024, num_heads: int = 4, core: str = "chunk",
+                 chunk_size: int = CHUNK, norm_eps: float = 1e-5):
+        super().__init__()
+        if core not in ("chunk", "naive"):
+            raise ValueError(f"core must be 'chunk' or 'naive', got {core!r}")
+        key_dim, value_dim = hidden_size * EXPAND_K, hidden_size * EXPAND_V
+        if key_dim % num_heads or (key_dim // num_heads) % 2:
+            raise ValueError(f"hidden_size / num_heads must be even for rotary; got {hidden_size} / {num_heads}")
+        self.hidden_size, self.num_heads, self.core, self.chunk_size = hidden_size, num_heads, core, chunk_size
+        self.head_k_dim, self.head_v_dim = key_dim // num_heads, value_dim // num_heads
+        self.q_proj = nn.Linear(hidden_size, key_dim, bias=False)
+        self.k_proj = nn.Linear(hidden_size, key_dim, bias=False)
+        self.v_proj = nn.Linear(hidden_size, value_dim, bias=False)
+        self.g_proj = nn.Linear(hidden_size, value_dim, bias=False)
+        self.o_proj = nn.Linear(value_dim, hidden_size, bias=False)
+        self.g_norm_swish_gate = GatedRMSNorm(self.head_v_dim, eps=norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.hidden_size or x.shape[1] < 1:
+            raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
+        o = self._retention(x)
+        # Gate, norm and output projection are per token: done in blocks of time so that only one
+        # block's gate and scratch live beside the core output. [B, T, H, V] -> [B, T, D]
+        blocks = [self._output(x[:, i : i + OUTPUT_BLOCK], o[:, i : i + OUTPUT_BLOCK])
+                  for i in range(0, x.shape[1], OUTPUT_BLOCK)]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+    def _retention(self, x: torch.Tensor) -> torch.Tensor:
+        """The retention core's output ``[B, T, H, V]``; q, k, v are freed on return."""
+        B, T, _ = x.shape
+        H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
+        # [B, T, H, K], [B, T, H, V]
+        q = rotate(self.q_proj(x).view(B, T, H, K))
+        k = rotate(self.k_proj(x).view(B, T, H, K))
+        v = self.v_proj(x).view(B, T, H, V)
+        if self.core == "chunk":
+            return retention(q, k, v, chunk_size=self.chunk_size)
+        from fla.ops.retention.naive import naive_retention
+
+        # [B, H, T, *] in and out; its scale is K^-1/2 as well.
+        return naive_retention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+    def _output(self, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        B, T, H, V = o.shape
+        # [B, T, H, V] -> [B, T, H*V] -> [B, T, D]
+        o = self.g_norm_swish_gate(o, self.g_proj(x).view(B, T, H, V))
+        return self.o_proj(o.reshape(B, T, H * V))
+
+
+def _fla_layer(hidden_size: int, num_heads: int, **options) -> nn.Module:
+    from fla.layers import MultiScaleRetention
+
+    class FlaRetNet(MultiScaleRetention):
+        """fla's layer; forward returns only the ``[B, T, D]`` output."""
+
+        def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
+            return super().forward(hidden_states, **kwargs)[0]
+
+    return FlaRetNet(hidden_size=hidden_size, num_heads=num_heads, **options)
+
+
+def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
+    if kernel == "fla":
+        return _fla_layer(hidden_size, num_heads, **options)
+    if kernel == "torch":
+        return RetNetTwin(hidden_size, num_heads, core="chunk", **options)
+    if kernel == "reference":
+        return RetNetTwin(hidden_size, num_heads, core="naive", **options)
+    raise ValueError(f"retnet kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str) -> Cost:
+    B, T, D, H = batch, length, hidden_size, num_heads
+    K, V = D * EXPAND_K // H, D * EXPAND_V // H
+    projections = 2 * linear_flops(B, T, D, H * K) + 2 * linear_flops(B, T, D, H * V) + linear_flops(B, T, H * V, D)
+    rotary = 6.0 * B * T * H * K  # x1 cos - x2 sin and x2 cos + x1 sin
+    norm_gate = 8.0 * B * T * H * V  # square, mean, rsqrt-scale, weight; sigmoid, two products
+    if kernel == "reference":
+        # Scores q k^T and scores @ v over all T x T pairs, times the decay mask.
+        core = B * H * (2.0 * T * T * (K + V) + 3.0 * T * T)
+    else:
+        # Per chunk of C: q k^T and A v inside it (2TC(K+V)), q S and the state update k^T v (4TKV).
+        C = min(CHUNK, T)
+        core = B * H * (2.0 * T * C * (K + V) + 4.0 * T * K * V + 2.0 * T * C)
+    token = B * T * dtype_bytes
+    # Two phases. Core: rotated q and k, v, and the core output are alive, beside gla_chunk's fp32
+    # scratch (the state, its update and the next state; one chunk's q, k, v and products).
+    # Output: the core output and the blocks of the result, beside one block's gate, norm
+    # temporaries and projection. The larger phase is the peak (the core one at long T).
+    C = min(CHUNK, T)
+    core_phase = token * (2 * H * K + 2 * H * V)
+    if kernel == "reference":
+        # naive_retention's decay mask [H, T, T] and its scores [B, H, T, T] (two einsum stages), fp32.
+        core_phase += (H + 2 * B * H) * T * T * 4
+    else:
+        core_phase += 3 * B * H * K * V * 4 + 2 * B * H * C * (2 * K + 2 * V) * 4
+    block = B * min(T, OUTPUT_BLOCK) * dtype_bytes
+    output_phase = token * (H * V + D) + block * (3 * H * V + D)
+    activation = max(core_phase, output_phase)
+    weights = 2 * D * H * K + 2 * D * H * V + H * V * D + V
+    return Cost(flops=projections + rotary + norm_gate + core, activation_bytes=int(activation),
+                state_bytes=B * H * K * V * 4, weight_bytes=weights * dtype_bytes)

@@ -1,0 +1,147 @@
+import pytest
+import torch
+
+import mixers
+from bench.cases import frames
+from bench.memory import peak_memory
+from mixers.retnet import log_decays, retention
+
+
+def _qkv(B, T, H, K, V):
+    torch.manual_seed(0)
+    # [B, T, H, K], [B, T, H, K], [B, T, H, V]
+    return torch.randn(B, T, H, K), torch.randn(B, T, H, K), torch.randn(B, T, H, V)
+
+
+@pytest.mark.parametrize("T", [1, 63, 130], ids=lambda t: f"B2-T{t}-H3-K32-V48")
+def test_core_matches_fla_naive_retention(T):
+    """Our chunkwise core vs fla's naive_retention (materialized decay mask): 1e-4 abs, fp32."""
+    from fla.ops.retention.naive import naive_retention
+
+    q, k, v = _qkv(2, T, 3, 32, 48)
+    expected = naive_retention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+    assert (retention(q, k, v) - expected).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("chunk_size", [16, 64], ids=lambda c: f"C{c}")
+def test_chunked_equals_step_by_step_recurrence(chunk_size):
+    """S_t = gamma_h S_{t-1} + k_t v_t^T, o_t = K^-1/2 S_t^T q_t, one step at a time: 1e-4 abs."""
+    B, T, H, K, V = 2, 130, 2, 16, 24
+    q, k, v = _qkv(B, T, H, K, V)
+    gamma = log_decays(H).exp().view(1, H, 1, 1)
+    state = torch.zeros(B, H, K, V)
+    steps = []
+    for t in range(T):
+        state = gamma * state + k[:, t, :, :, None] * v[:, t, :, None, :]
+        steps.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * K**-0.5, state))
+    expected = torch.stack(steps, dim=1)
+    assert (retention(q, k, v, chunk_size=chunk_size) - expected).abs().max() <= 1e-4
+
+
+def test_decays_are_retnets():
+    assert torch.allclose(log_decays(4).exp(), torch.tensor([1 - 2.0**-5, 1 - 2.0**-6, 1 - 2.0**-7, 1 - 2.0**-8]))
+
+
+def test_state_dict_matches_fla_layer_and_loads_strictly():
+    fla_layer = mixers.build("retnet", 1024, 4, kernel="fla")
+    twin = mixers.build("retnet", 1024, 4, kernel="torch")
+    assert list(twin.state_dict()) == list(fla_layer.state_dict())
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in fla_layer.state_dict().items()}
+    twin.load_state_dict(fla_layer.state_dict(), strict=True)
+
+
+def test_auto_is_the_twin_on_cpu():
+    if torch.cuda.is_available():
+        pytest.skip("auto picks fla on a CUDA machine")
+    assert mixers.build("retnet", 64, 2).kernel == "torch"
+
+
+def _fla_and_twin(hidden=64, heads=2):
+    torch.manual_seed(0)
+    fla_layer = mixers.build("retnet", hidden, heads, kernel="fla")
+    with torch.no_grad():
+        # A non-trivial norm weight, so its gradient and its use are both exercised.
+        fla_layer.g_norm_swish_gate.weight.uniform_(0.5, 1.5)
+    twin = mixers.build("retnet", hidden, heads, kernel="torch")
+    twin.load_state_dict(fla_layer.state_dict(), strict=True)
+    return fla_layer, twin
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B2-T{t}-D64-H2")
+def test_twin_matches_fla_layer_forward_and_gradients(T):
+    """fla's layer (chunk kernel, as under autograd) run by Triton's interpreter vs the twin with
+    the same weights: output, input gradient and every parameter gradient within 1e-4 abs."""
+    fla_layer, twin = _fla_and_twin()
+    x = torch.randn(2, T, 64, requires_grad=True)
+    out_fla, out_twin = fla_layer(x), twin(x)
+    assert (out_fla - out_twin).abs().max() <= 1e-4
+    grad_out = torch.randn_like(out_fla)
+    names = ["input", *(name for name, _ in fla_layer.named_parameters())]
+    grads_fla = torch.autograd.grad(out_fla, [x, *fla_layer.parameters()], grad_out)
+    grads_twin = torch.autograd.grad(out_twin, [x, *twin.parameters()], grad_out)
+    for name, a, b in zip(names, grads_fla, grads_twin):
+        assert (a - b).abs().max() <= 1e-4, name
+
+
+@pytest.mark.interpreter
+def test_twin_matches_fla_fused_recurrent_inference():
+    """Under no_grad at T <= 64 fla switches to its fused_recurrent kernel: 1e-4 abs."""
+    fla_layer, twin = _fla_and_twin()
+    x = torch.randn(1, 45, 64)
+    with torch.no_grad():
+        assert (fla_layer(x) - twin(x)).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("T", [1, 130, 1100], ids=lambda t: f"B2-T{t}-D64-H2")
+def test_reference_kernel_matches_twin(T):
+    """Same projections, fla's naive core vs ours; T=1100 crosses the output blocks: 1e-4 abs."""
+    torch.manual_seed(0)
+    twin = mixers.build("retnet", 64, 2, kernel="torch")
+    reference = mixers.build("retnet", 64, 2, kernel="reference")
+    reference.load_state_dict(twin.state_dict(), strict=True)
+    x = torch.randn(2, T, 64)
+    with torch.no_grad():
+        out = twin(x)
+        assert out.shape == (2, T, 64)
+        assert (out - reference(x)).abs().max() <= 1e-4
+
+
+def test_bf16_close_to_fp32():
+    torch.manual_seed(0)
+    twin = mixers.build("retnet", 64, 2, kernel="torch")
+    x = torch.randn(2, 130, 64)
+    with torch.no_grad():
+        reference = twin(x)
+        low = twin.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert low.dtype == torch.bfloat16
+    # bf16 keeps 8 bits of mantissa; projections and output round at ~4e-3 relative each.
+    assert (low.float() - reference).abs().max() <= 3e-2 * reference.abs().max()
+
+
+def test_rejects_wrong_input():
+    twin = mixers.build("retnet", 64, 2, kernel="torch")
+    with pytest.raises(ValueError, match="expected input"):
+        twin(torch.randn(1, 5, 63))
+    with pytest.raises(ValueError, match="expected input"):
+        twin(torch.randn(1, 0, 64))
+
+
+def test_cost_counts_weights_and_state():
+    twin = mixers.build("retnet", 1024, 4, kernel="torch")
+    cost = mixers.cost("retnet", 100, 1024, 4, batch=2, dtype_bytes=2, kernel="torch")
+    assert cost.weight_bytes == 2 * sum(p.numel() for p in twin.parameters())
+    assert cost.state_bytes == 2 * 4 * 256 * 512 * 4  # fp32 state [B, H, K, V]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seconds", [100, 200], ids=lambda s: f"{s}s-D1024-H4")
+def test_cost_model_predicts_measured_peak(seconds):
+    length = frames(seconds)
+    torch.manual_seed(0)
+    twin = mixers.build("retnet", 1024, 4, kernel="torch")
+    x = torch.randn(1, length, 1024)
+    with torch.inference_mode():
+        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
+    predicted = mixers.cost("retnet", length, 1024, 4, kernel="torch").activation_bytes
+    assert predicted == pytest.approx(measured, rel=0.25)
