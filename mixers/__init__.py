@@ -23,6 +23,7 @@ from mixers.cost import Cost
 
 REGISTRY: dict[str, str] = {
     "sa": "mixers.softmax",
+    "kda": "mixers.kda",
     "reslstm": "mixers.reslstm",
     "retnet": "mixers.retnet",
 }

@@ -1,0 +1,228 @@
+"""Chunkwise-parallel gated delta rule with per-channel decay, in plain PyTorch.
+
+The recurrence of Kimi Delta Attention (Kimi Team, "Kimi Linear", 2025), per head, with state
+``S: [K, V]`` (a scalar decay per head gives Gated DeltaNet, no decay DeltaNet):
+
+    S_t = (I - beta_t k_t k_t^T) diag(exp(g_t)) S_{t-1} + beta_t k_t v_t^T,     o_t = scale * S_t^T q_t
+
+Chunkwise form (chunks of ``C`` tokens, ``G_r`` the within-chunk cumulative sum of ``g`` up to and
+including token ``r``, ``S_0`` the state entering the chunk). Writing the state after token ``r`` as
+``diag(e^{G_r}) S_0 + sum_{s<=r} diag(e^{G_r - G_s}) k_s u_s^T`` makes the pseudo-values ``u`` solve
+a unit lower-triangular system (the WY / UT transform):
+
+    (I + diag(beta) L) U = diag(beta) (V - (K e^G) S_0),    L_rs = sum_c k_rc k_sc e^{G_rc - G_sc}, s < r
+
+so ``U = T V - T (K e^G) S_0`` with ``T = (I + diag(beta) L)^{-1} diag(beta)`` from one triangular
+solve per chunk; then ``O = A_qk U + (Q e^G) S_0`` (``A_qk`` as ``L`` with ``q`` rows, diagonal
+included) and ``S_C = diag(e^{G_C}) S_0 + (K e^{G_C - G})^T U``. Everything but the three products
+with the state is batched over chunks; only those run chunk after chunk.
+
+Stability. ``e^{G_r - G_s}`` (``s <= r``) is at most 1, but split as ``e^{G_r - R} e^{R - G_s}``
+(which turns the score matrices into matmuls) its factors overflow fp32 once a chunk decays by more
+than ~176 nats, and strong per-channel decays get there. Where every channel of a chunk decays by at
+most ``2 * SAFE_NATS``, the reference ``R`` is halfway (in value) between its first and last token's
+``G`` and the factors stay within ``e^{+-SAFE_NATS}``. Elsewhere the score matrices are built by
+halving: rows in a block's second half meet columns in its first half through the boundary token
+``e``, both factors ``e^{G_r - G_e}, e^{G_e - G_s} <= 1``, and the halves recurse until they are
+safe (single tokens always are); the state then uses the chunk's start and end as references (factors
+<= 1), with factors under ``e^-FLOOR_NATS`` flushed to zero (subnormals make CPUs crawl). Cumulative
+sums are fp32, as in fla's kernels; all arithmetic is fp32 (fp64 stays fp64) whatever the input dtype.
+
+Memory is linear in ``T``: chunks are processed in groups of a fixed number of tokens and only the
+``[K, V]`` state crosses group borders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+CHUNK = 64
+"""Chunk size (fla's KDA kernels use 64 too)."""
+GROUP = 1024
+"""Tokens whose within-chunk work is batched at once: bounds the temporaries whatever ``T`` is."""
+SAFE_NATS = 60.0
+"""Largest decay (in nats) on either side of a reference: factors within e^{+-60} ~ 1e{+-26} stay normal floats."""
+FLOOR_NATS = 40.0
+"""Decay factors below e^-40 ~ 4e-18 (far below fp32 resolution) are raised to it."""
+
+
+def chunk_gated_delta_rule(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor,
+    beta: torch.Tensor,
+    scale: float | None = None,
+    initial_state: torch.Tensor | None = None,
+    output_final_state: bool = False,
+    qk_l2norm: bool = False,
+    group_tokens: int = GROUP,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gated delta rule over ``q, k: [B, T, H, K]``, ``v: [B, T, H, V]``, log decay ``g: [B, T, H, K]``
+    (entries <= 0) and ``beta: [B, T, H]``; ``initial_state``: ``[B, H, K, V]``.
+
+    Returns ``o: [B, T, H, V]`` in ``v``'s dtype and, if asked, the final state ``[B, H, K, V]`` in fp32
+    (fp64 for fp64 inputs).
+    ``qk_l2norm`` normalises q and k over ``K`` first (``x / sqrt(sum x^2 + 1e-6)``, as fla does).
+    """
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    if k.shape != q.shape or g.shape != q.shape or v.shape[:3] != (B, T, H) or beta.shape != (B, T, H):
+        raise ValueError(
+            "expected q, k, g of one shape [B, T, H, K], v [B, T, H, V], beta [B, T, H]; got "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, g {tuple(g.shape)}, v {tuple(v.shape)}, beta {tuple(beta.shape)}"
+        )
+    if group_tokens <= 0 or group_tokens % CHUNK:
+        raise ValueError(f"group_tokens must be a positive multiple of {CHUNK}, got {group_tokens}")
+    scale = K**-0.5 if scale is None else scale
+    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32  # fp64 for gradient checks
+    S = q.new_zeros(B, H, K, V, dtype=dtype)
+    if initial_state is not None:
+        S = S + initial_state.to(dtype)
+    outputs = []
+    for t0 in range(0, T, group_tokens):
+        t1 = min(t0 + group_tokens, T)
+        o, S = _group(q[:, t0:t1], k[:, t0:t1], v[:, t0:t1], g[:, t0:t1], beta[:, t0:t1], S, scale, qk_l2norm)
+        outputs.append(o.to(v.dtype))
+    o = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
+    return o, (S if output_final_state else None)
+
+
+def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
+    """One group of whole chunks: its output [B, L, H, V] and the state after it.
+
+    Chunk-major layout [N, B, H, C, ...]: each chunk's slice is one contiguous [B*H, C, ...] batch,
+    which the sequential part multiplies (and, without autograd, updates) in place.
+    """
+    B, L, H, K = q.shape
+    pad = -L % CHUNK
+    # [N, B, H, C, K] (V for v); padding has k = v = beta = g = 0, so it leaves the state alone.
+    q, k, v = (_chunked(x, pad, S.dtype) for x in (q, k, v))
+    beta = _chunked(beta, pad, S.dtype)  # [N, B, H, C]
+    q, k = (_l2norm(q, scale), _l2norm(k)) if qk_l2norm else (q * scale, k)
+    G = _chunked(g, pad, S.dtype).cumsum(-2)  # [N, B, H, C, K]
+    G_first, G_last = G[..., :1, :], G[..., -1:, :]  # [N, B, H, 1, K]
+    strong = not _safe(G_first, G_last)
+    if not strong:
+        # One reference per chunk and channel, halfway (in value) between the first and last
+        # token's cumulative decay: scores are plain matmuls of the decayed q and k.
+        R = (G_first + G_last) * 0.5
+        decay = (G - R).exp_()  # [N, B, H, C, K], within e^{+-SAFE_NATS}
+        q_a, k_a, k_b = q * decay, k * decay, k / decay
+        A_kk, A_qk = k_a @ k_b.transpose(-1, -2), q_a @ k_b.transpose(-1, -2)  # [N, B, H, C, C]
+        A_qk.tril_()  # the upper triangles may hold inf (factors up to e^{2 SAFE_NATS}); never read
+        into_a, into_b, out_of_b = R.exp(), None, (G_last - R).exp_()
+    else:
+        # Reference a = the chunk's start, b = its last token: every factor is <= 1.
+        A_kk, A_qk = _decayed_tril(q, k, G)
+        decay = _decay(G.clone())
+        q_a, k_a, k_b = q * decay, k * decay, k * _decay(G_last - G)
+        into_a, into_b, out_of_b = None, _decay(G_last.clone()), None
+    del q, k, G, G_first, G_last, decay  # the group's peak memory comes later: free what it does not need
+    # T = (I + diag(beta) L)^{-1} diag(beta); the solve reads only the strict lower triangle of A_kk.
+    T = torch.linalg.solve_triangular(beta.unsqueeze(-1) * A_kk.tril_(-1), torch.diag_embed(beta), upper=False,
+                                      unitriangular=True)  # [N, B, H, C, C]
+    P = A_qk @ T
+    if strong:  # chains of strong decays leave subnormal entries (see _decay): make them zeros
+        T, P = _flush(T), _flush(P)
+    # U~ and the intra-chunk output A_qk U~ ([N, B, H, C, V]); W and Q ([N, B, H, C, K]) such that
+    # U = U~ - W S_a and Out = A_qk U~ + Q S_a, with S_a the state seen from reference a.
+    U, Out, W = T @ v, P @ v, T @ k_a
+    Q = torch.baddbmm(q_a.flatten(0, 2), P.flatten(0, 2), k_a.flatten(0, 2), alpha=-1).view_as(q_a)
+    del A_kk, A_qk, T, P, q_a, k_a, v
+    k_b = k_b.transpose(-1, -2)  # [N, B, H, K, C]
+    # Per-chunk factors of the state, transposed to multiply its K rows: [N, B, H, K, 1].
+    into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2) for x in (into_a, into_b, out_of_b))
+    in_place = not torch.is_grad_enabled()  # autograd forbids changing U, Out after their slices are used
+    outputs = []
+    for n in range(U.shape[0]):
+        S_a = S if into_a is None else S * into_a[n]  # e^{G_a} S_0; for a = the chunk start, S_0
+        S_a = S_a.flatten(0, 1)  # [B*H, K, V]
+        U_n, O_n, W_n, Q_n = (x[n].flatten(0, 1) for x in (U, Out, W, Q))  # [B*H, C, V or K]
+        if in_place:
+            u = U_n.baddbmm_(W_n, S_a, alpha=-1)
+            O_n.baddbmm_(Q_n, S_a)
+        else:
+            u = torch.baddbmm(U_n, W_n, S_a, alpha=-1)
+            outputs.append(torch.baddbmm(O_n, Q_n, S_a))
+        # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
+        S_b = S_a if into_b is None else (S * into_b[n]).flatten(0, 1)
+        S = torch.baddbmm(S_b, k_b[n].flatten(0, 1), u).unflatten(0, (B, H))
+        if out_of_b is not None:
+            S = S * out_of_b[n]
+    if not in_place:
+        Out = torch.stack(outputs).unflatten(1, (B, H))
+    # [N, B, H, C, V] -> [B, L, H, V]
+    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S
+
+
+def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A_xk[..., r, s] = sum_c x[r, c] k[s, c] exp(G[r, c] - G[s, c])`` for ``s <= r`` (x = k, q), else 0.
+
+    ``q, k, G``: [..., C, K] with ``G`` non-increasing along ``C``. Returns ``(A_kk, A_qk)``, each
+    [..., C, C]. Blocks are halved until each is safe for a middle reference (see the module docstring).
+    """
+    C = G.shape[-2]
+    A_kk, A_qk = k.new_zeros(k.shape[:-1] + (C,)), q.new_zeros(q.shape[:-1] + (C,))
+    size = C // 2
+    while size >= 1:
+        qb, kb, Gb = (x.unflatten(-2, (C // (2 * size), 2, size)) for x in (q, k, G))  # [..., P, 2, size, K]
+        G_e = Gb[..., 0, -1:, :]  # [..., P, 1, K]: the last token of each block's first half
+        G_first, G_last = Gb[..., 0, :1, :], Gb[..., 1, -1:, :]
+        if _safe(G_first, G_last):
+            # Whole 2*size blocks at once, decayed to and from a reference halfway (in value).
+            decay = (Gb.flatten(-3, -2) - (G_first + G_last) * 0.5).exp_()  # [..., P, 2*size, K]
+            k_e = kb.flatten(-3, -2) / decay
+            for A, x in ((A_kk, kb), (A_qk, qb)):
+                block = (x.flatten(-3, -2) * decay) @ k_e.transpose(-1, -2)  # [..., P, 2size, 2size]
+                _block_diagonal(A, 2 * size).copy_(block.tril_().movedim(-3, -1))
+            return A_kk, A_qk
+        # Rows in the second half against columns in the first half, through e; the halves recurse.
+        row_decay = _decay(Gb[..., 1, :, :] - G_e)  # [..., P, size, K]
+        cols = (kb[..., 0, :, :] * _decay(G_e - Gb[..., 0, :, :])).transpose(-1, -2)  # [..., P, K, size]
+        for A, x in ((A_kk, kb), (A_qk, qb)):
+            _block_diagonal(A, 2 * size)[..., size:, :size, :] = ((x[..., 1, :, :] * row_decay) @ cols).movedim(-3, -1)
+        size //= 2
+    # Single tokens: no decay at all.
+    A_kk.diagonal(dim1=-2, dim2=-1).copy_(k.square().sum(-1))
+    A_qk.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1))
+    return A_kk, A_qk
+
+
+def _decay(x: torch.Tensor) -> torch.Tensor:
+    """``exp(x)`` in place for exponents ``x <= 0``, raised to at least ``e^-FLOOR_NATS``: smaller factors
+    would end in subnormal floats, which CPUs process ~100x slower, for no visible change in fp32."""
+    return F.threshold_(x, -FLOOR_NATS, -float("inf")).exp_()
+
+
+def _flush(x: torch.Tensor) -> torch.Tensor:
+    return x.masked_fill(x.abs() < math.exp(-FLOOR_NATS), 0.0)
+
+
+def _safe(G_first: torch.Tensor, G_last: torch.Tensor) -> bool:
+    """Whether every channel decays by at most 2 SAFE_NATS from a block's first token to its last, so
+    that factors relative to the halfway reference stay within e^{+-SAFE_NATS}."""
+    return bool((G_first - G_last).max() <= 2 * SAFE_NATS)
+
+
+def _chunked(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B, L, H, ...] -> contiguous [N, B, H, C, ...] in ``dtype``, zero-padded at the end to N * C tokens."""
+    if pad:
+        x = F.pad(x, (0, 0) * (x.dim() - 2) + (0, pad))
+    x = x.unflatten(1, (-1, CHUNK))  # [B, N, C, H, ...]
+    return x.permute(1, 0, 3, 2, *range(4, x.dim())).contiguous().to(dtype)
+
+
+def _block_diagonal(A: torch.Tensor, size: int) -> torch.Tensor:
+    """View of the diagonal ``size x size`` blocks of ``A [..., C, C]`` as ``[..., size, size, C // size]``."""
+    C = A.shape[-1]
+    return A.unflatten(-1, (C // size, size)).unflatten(-3, (C // size, size)).diagonal(dim1=-4, dim2=-2)
+
+
+def _l2norm(x: torch.Tensor, scale: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
+    """``scale * x / sqrt(sum x^2 + eps)`` over the last dim (fla's eps)."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return x * (torch.rsqrt(norm.square() + eps) * scale)
