@@ -26,6 +26,8 @@ REGISTRY: dict[str, str] = {
     "kda": "mixers.kda",
     "reslstm": "mixers.reslstm",
     "retnet": "mixers.retnet",
+    "lightnet": "mixers.lightnet",
+    "gsa": "mixers.gsa",
 }
 
 AUTO = "auto"

@@ -140,6 +140,30 @@ def test_segments_with_carried_state_equal_one_pass(cuts):
     torch.testing.assert_close(state, state_full, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("T, chunk_size", [(700, 64), (600, 16)], ids=["T700-C64", "T600-C16"])
+@pytest.mark.parametrize("strength", [0.05, 12.0], ids=["weak", "strong"])
+def test_several_blocks_of_chunks(T, chunk_size, strength):
+    """Chunks are processed in blocks of BLOCK_CHUNKS; the state must cross block boundaries."""
+    q, k, v, g, gv, h0 = inputs(1, T, 2, 8, 6, strength=strength, dtype=torch.float64)
+    o, state = gla_chunk(q, k, v, g, gv, initial_state=h0, chunk_size=chunk_size)
+    o_ref, state_ref = step_by_step(q, k, v, g, gv, initial_state=h0)
+    torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(state, state_ref, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_without_autograd_same_result_and_initial_state_untouched(mode):
+    """Without autograd the state is updated in place: it must be a private copy."""
+    q, k, v, g, gv, h0 = inputs(2, 150, 2, 16, 8, strength=0.5)
+    expected = gla_chunk(q, k, v, g, gv, initial_state=h0)
+    h0_before = h0.clone()
+    with getattr(torch, mode)():
+        o, state = gla_chunk(q, k, v, g, gv, initial_state=h0)
+    torch.testing.assert_close(o, expected[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(state, expected[1], atol=1e-6, rtol=0)
+    assert torch.equal(h0, h0_before)
+
+
 @pytest.mark.parametrize("chunk_size", [16, 32, 128], ids=lambda c: f"C{c}")
 def test_chunk_size_does_not_change_result(chunk_size):
     q, k, v, g, gv, _ = inputs(1, 100, 2, 16, 8, strength=2.0, dtype=torch.float64)

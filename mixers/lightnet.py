@@ -1,0 +1,205 @@
+"""LightNet (Qin et al., 2024, "You Only Scan Once: Efficient Multi-dimension Sequential Modeling
+with LightNet"), as fla's ``fla.layers.LightNetAttention`` computes it.
+
+Per head, with F key channels (``expand_ratio``) and V = D / H value channels:
+
+    q = silu(x W_q),  u = x W_k,  v = x W_v                   [B, T, H, F], [B, T, H, V]
+    z_t = log sum_{j<=t} exp(u_j)        per channel: the additive decay of LightNet's scan
+    k_t = exp(u_t - z_t),  g_t = z_{t-1} - z_t  (g = 0 at the first step)
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = F^-1/2 S_t^T q_t
+        (the same as o_t = F^-1/2 sum_{j<=t} q_t^T diag(exp(u_j) / sum_{i<=t} exp(u_i)) v_j)
+    y = (RMSNorm(o) * w * silu(x W_g1 W_g2)) W_o    RMS over all D channels, eps 1e-6
+
+The eps is 1e-6 because fla's layer calls its fused norm-gate-linear without passing
+``g_norm.eps`` (1e-5), so the fused function's default applies.
+
+Kernels (one state dict serves all three):
+- ``fla``: fla's layer itself, configured as the paper ran it: hidden 1024, 4 heads, and fla's
+  defaults otherwise: expand_ratio 128 (F = 128, key width 512), gate_low_rank_dim 128, no
+  short convolution, ``chunk`` mode (fla switches to ``fused_recurrent`` for T <= 64). Its
+  forward returns the plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter.
+- ``torch``: our twin, same parameter names and shapes; the log-cumsum-exp gate in fp32, then
+  the shared chunkwise core ``mixers.gla_chunk``. The layer runs over time segments of 1024
+  carrying (S, z), so only one segment's projections live beside the output: linear time,
+  and memory about the output's plus a constant. Any device, fp32 and bf16.
+- ``reference``: the twin with fla's ``naive_recurrent_gla`` (a per-step loop) as the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixers.cost import Cost, linear_flops
+from mixers.gla_chunk import gla_chunk, scratch_bytes
+
+KERNELS = ("fla", "torch", "reference")
+SEGMENT = 1024
+NORM_EPS = 1e-6  # what fla's fused rms_norm_swish_gate_linear uses (see the module docstring)
+
+State = tuple[torch.Tensor, torch.Tensor]
+"""(S [B, H, F, V], z [B, 1, H, F]), both fp32, as fla's layer carries them."""
+
+
+def _work(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for fp32 and narrower inputs; fp64 inputs stay fp64 (reference checks)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def additive_gate(u: torch.Tensor, z0: torch.Tensor | None = None):
+    """LightNet's gate from key logits ``u [B, T, H, F]``, optionally continuing from ``z0 [B, 1, H, F]``.
+
+    Returns ``k = exp(u - z)``, ``g = z_prev - z`` (0 at the first step of a sequence), both in
+    u's dtype, and the last ``z [B, 1, H, F]`` in fp32 (fp64 for fp64 input).
+    """
+    uf = u.to(_work(u.dtype))
+    # [B, T, H, F], fp32: z_t = log(exp(z0) + sum_{j<=t} exp(u_j))
+    z = torch.logcumsumexp(uf, dim=1)
+    if z0 is not None:
+        z = torch.logaddexp(z, z0)
+    # With no z0 the first step has no predecessor: z_prev = z there gives g = 0, as fla sets it.
+    z_prev = torch.cat((z[:, :1] if z0 is None else z0, z[:, :-1]), dim=1)
+    g = (z_prev - z).to(u.dtype)
+    del z_prev
+    k = (uf - z).exp_().to(u.dtype)
+    return k, g, z[:, -1:].clone()
+
+
+def lightnet_attention(q: torch.Tensor, u: torch.Tensor | Callable[[], torch.Tensor], v: torch.Tensor,
+                       state: State | None = None, naive: bool = False) -> tuple[torch.Tensor, State]:
+    """LightNet's core: queries q and key logits u [B, T, H, F], values v [B, T, H, V].
+
+    The additive gate, then gated linear attention with scale F^-1/2: ``gla_chunk``, or fla's
+    per-step ``naive_recurrent_gla`` when ``naive``. ``u`` may be a zero-argument function
+    making it (the layer passes one, so the logits are freed once gated).
+    Returns ``(o [B, T, H, V], (S, z))``.
+    """
+    S0, z0 = (None, None) if state is None else state
+    k, g, z = additive_gate(u() if callable(u) else u, z0)
+    if naive:
+        from fla.ops.gla.naive import naive_recurrent_gla
+
+        o, S = naive_recurrent_gla(q, k, v, g, initial_state=S0, output_final_state=True)
+    else:
+        o, S = gla_chunk(q, k, v, g, scale=q.shape[-1] ** -0.5, initial_state=S0)
+    return o, (S, z)
+
+
+class LightNetTwin(nn.Module):
+    def __init__(self, hidden_size: int = 1024, num_heads: int = 4, expand_ratio: int = 128,
+                 gate_low_rank_dim: int = 128, core: str = "chunk", segment: int = SEGMENT):
+        super().__init__()
+        if core not in ("chunk", "naive"):
+            raise ValueError(f"core must be 'chunk' or 'naive', got {core!r}")
+        if segment < 1:
+            raise ValueError(f"segment must be a positive number of frames, got {segment}")
+        self.hidden_size, self.num_heads, self.core, self.segment = hidden_size, num_heads, core, segment
+        self.head_f_dim, self.head_v_dim = expand_ratio, hidden_size // num_heads
+        key_dim = num_heads * expand_ratio
+        self.q_proj = nn.Linear(hidden_size, key_dim, bias=False)
+        self.k_proj = nn.Linear(hidden_size, key_dim, bias=False)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.g_proj = nn.Sequential(
+            nn.Linear(hidden_size, gate_low_rank_dim, bias=False),
+            nn.Linear(gate_low_rank_dim, hidden_size, bias=False),
+        )
+        self.g_norm = nn.RMSNorm(hidden_size, eps=NORM_EPS)
+        self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.hidden_size or x.shape[1] < 1:
+            raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
+        T = x.shape[1]
+        if T <= self.segment:
+            return self.step(x)[0]
+        y, state = x.new_empty(x.shape), None
+        for start in range(0, T, self.segment):
+            y[:, start : start + self.segment], state = self.step(x[:, start : start + self.segment], state)
+        return y
+
+    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One segment ``x [B, T, D]`` continuing from ``state``; returns ``(y [B, T, D], state)``."""
+        B, T, D = x.shape
+        H, Fk, V = self.num_heads, self.head_f_dim, self.head_v_dim
+        # [B, T, H, F], [B, T, H, V]
+        q = F.silu(self.q_proj(x)).view(B, T, H, Fk)
+        v = self.v_proj(x).view(B, T, H, V)
+        o, state = lightnet_attention(q, lambda: self.k_proj(x).view(B, T, H, Fk), v, state,
+                                      naive=self.core == "naive")
+        del q, v
+        # [B, T, H, V] -> [B, T, D]; norm and gate in fp32, as fla's fused kernel does. Norm
+        # first, so the gate projection is made when the core output is already freed.
+        work = _work(x.dtype)
+        o = F.rms_norm(o.reshape(B, T, D).to(work), (D,), self.g_norm.weight.to(work), NORM_EPS)
+        o = (o * F.silu(self.g_proj(x).to(work))).to(x.dtype)
+        return self.o_proj(o), state
+
+
+def _fla_layer(hidden_size: int, num_heads: int, **options) -> nn.Module:
+    from fla.layers import LightNetAttention
+
+    class FlaLightNet(LightNetAttention):
+        """fla's layer; forward returns only the ``[B, T, D]`` output."""
+
+        def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
+            return super().forward(hidden_states, **kwargs)[0]
+
+    return FlaLightNet(hidden_size=hidden_size, num_heads=num_heads, **options)
+
+
+def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
+    if kernel == "fla":
+        return _fla_layer(hidden_size, num_heads, **options)
+    if kernel == "torch":
+        return LightNetTwin(hidden_size, num_heads, core="chunk", **options)
+    if kernel == "reference":
+        return LightNetTwin(hidden_size, num_heads, core="naive", **options)
+    raise ValueError(f"lightnet kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str,
+         expand_ratio: int = 128, gate_low_rank_dim: int = 128) -> Cost:
+    B, T, D, H, R = batch, length, hidden_size, num_heads, gate_low_rank_dim
+    Fk, V = expand_ratio, D // H
+    KF, C, e = H * Fk, 64, dtype_bytes
+    projections = (2 * linear_flops(B, T, D, KF) + 2 * linear_flops(B, T, D, D)
+                   + linear_flops(B, T, D, R) + linear_flops(B, T, R, D))
+    gate = 10.0 * B * T * KF  # log-cumsum-exp (max, sub, exp, add, log), shift, sub, exp
+    norm_gate = 9.0 * B * T * D  # square, mean, rsqrt, two scalings; sigmoid, two products
+    if kernel == "reference":
+        # naive_recurrent_gla per step: decay and outer product into S, then q^T S: 3 [K, V] passes.
+        core = 6.0 * B * H * T * Fk * V
+    else:
+        # Per chunk: q k^T and A v inside it, q^T S across chunks and the k^T v state update.
+        core = B * H * (2.0 * T * min(C, T) * (Fk + V) + 4.0 * T * Fk * V + 6.0 * T * Fk)
+    state = B * H * (Fk * V + Fk) * 4
+    if kernel == "fla":
+        # fla's layer at full length (estimated from its code, not measured here): q before
+        # and after silu, k, v, the gate's normalised keys and fp32 decays, its chunk states
+        # [B, H, T/64, K, V], the core output, the gate projection and the output.
+        activation = B * T * (4 * KF * e + 2 * KF * 4 + 4 * D * e) + B * H * -(-T // C) * Fk * V * 4
+    else:
+        activation = _twin_activation(B, T, D, H, Fk, R, e)
+    weights = 2 * D * KF + 2 * D * D + 2 * D * R + D
+    return Cost(flops=projections + gate + norm_gate + core, activation_bytes=int(activation),
+                state_bytes=state, weight_bytes=weights * e)
+
+
+def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) -> int:
+    """Peak of LightNetTwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
+    KF, V = H * Fk, D // H
+    tokens = B * min(T, SEGMENT)
+    # Gate: q and the key logits, then z, the shifted z and g in fp32.
+    gate = tokens * (2 * KF * e + 3 * KF * 4)
+    # Core: q, k, g, v and the core output, plus gla_chunk's state and chunk scratch.
+    core = tokens * (3 * KF * e + 2 * D * e) + scratch_bytes(B, H, Fk, V)
+    # Tail: the normed output, the gate projection and its silu, in fp32.
+    tail = tokens * (3 * D * 4 + R * e)
+    peak = max(gate, core, tail)
+    if T > SEGMENT:
+        # The whole output, and the state carried in from the previous segment.
+        peak += B * T * D * e + B * H * Fk * V * 4
+    return peak
