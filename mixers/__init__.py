@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "retnet": "mixers.retnet",
     "lightnet": "mixers.lightnet",
     "gsa": "mixers.gsa",
+    "fox": "mixers.fox",
 }
 
 AUTO = "auto"

@@ -1,0 +1,136 @@
+"""Forgetting Transformer, FoX (Lin et al., 2025, "Forgetting Transformer: Softmax Attention with a
+Forget Gate"), as fla's ``ForgettingAttention`` layer computes it.
+
+    f_t = logsigmoid(x_t W_f + b_f)                     one scalar forget gate per head, in fp32
+    F_i = sum_{t<=i} f_t                                cumulative log forget
+    o_i = sum_{j<=i} softmax_j(q_i k_j / sqrt(K) + F_i - F_j) v_j
+    y   = o W_o,       q, k, v = x W_q, x W_k, x W_v
+
+Configuration the paper ran: hidden 1024, 4 heads (head dim 256), everything else at fla 0.6's
+defaults: ``num_kv_heads=None`` (no GQA), ``qkv_bias=False``, ``qk_norm=False``,
+``use_output_gate=False``, ``window_size=None`` (the layer only hands it to its decoding cache).
+
+Kernels (one set of parameters, so one state dict serves all):
+
+- ``fla``: ``fla.layers.ForgettingAttention`` itself (Triton; CUDA or the Triton interpreter).
+- ``torch``: our PyTorch twin around ``mixers.fox_attention``: queries and keys in blocks with an
+  online softmax, never an L x L matrix (compute quadratic, memory linear, forward and backward);
+  key blocks whose forget bias flushes every weight to 0 are skipped without changing the result.
+- ``reference``: the twin's projections around fla's ``naive_forgetting_attn`` (L x L in memory).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixers.cost import Cost, linear_flops
+from mixers.fox_attention import BLOCK_K, BLOCK_Q, forgetting_attention
+
+KERNELS = ("fla", "torch", "reference")
+
+
+class ForgettingAttentionTwin(nn.Module):
+    """Same parameters as ``fla.layers.ForgettingAttention``; ``core`` picks blockwise or fla's naive op."""
+
+    def __init__(self, hidden_size: int = 1024, num_heads: int = 4, qkv_bias: bool = False,
+                 use_output_gate: bool = False, core: str = "blockwise",
+                 block_q: int = BLOCK_Q, block_k: int = BLOCK_K):
+        super().__init__()
+        if core not in ("blockwise", "naive"):
+            raise ValueError(f"core must be 'blockwise' or 'naive', got {core!r}")
+        self.hidden_size, self.num_heads, self.head_dim = hidden_size, num_heads, hidden_size // num_heads
+        self.core, self.block_q, self.block_k = core, block_q, block_k
+        self.use_output_gate = use_output_gate
+        self.q_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.k_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.v_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
+        self.f_proj = nn.Linear(hidden_size, num_heads, bias=True)
+        if use_output_gate:
+            self.g_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, T, H*K] -> [B, H, T, K], contiguous so key blocks are plain strided matrices
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.hidden_size:
+            raise ValueError(f"expected input [B, T, {self.hidden_size}], got {tuple(x.shape)}")
+        # [B, H, T]: log forget gates in fp32, as fla computes them
+        g = F.logsigmoid(self.f_proj(x).float()).transpose(1, 2)
+        # q, k, v live only for this call, so o_proj below runs after they are freed
+        o = self._attend(self._heads(self.q_proj(x)), self._heads(self.k_proj(x)),
+                         self._heads(self.v_proj(x)), g)
+        # [B, T, H, V] -> [B, T, H*V]
+        o = o.flatten(-2)
+        if self.use_output_gate:
+            o = self.g_proj(x).sigmoid() * o
+        return self.o_proj(o)
+
+    def _attend(self, q, k, v, g) -> torch.Tensor:
+        if self.core == "blockwise":
+            return forgetting_attention(q, k, v, g, block_q=self.block_q, block_k=self.block_k)
+        from fla.ops.forgetting_attn.naive import naive_forgetting_attn
+
+        # fla's reference takes [B, T, H, K] and returns fp32
+        o = naive_forgetting_attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g.transpose(1, 2))
+        return o.to(v.dtype)
+
+
+@functools.cache
+def _fla_class() -> type[nn.Module]:
+    from fla.layers import ForgettingAttention
+
+    class FlaForgettingAttention(ForgettingAttention):
+        """fla's layer, returning only the ``[B, T, D]`` output of its ``(o, attentions, cache)``."""
+
+        def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
+            return super().forward(hidden_states, **kwargs)[0]
+
+    return FlaForgettingAttention
+
+
+def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
+    if kernel == "fla":
+        return _fla_class()(hidden_size=hidden_size, num_heads=num_heads, **options)
+    if kernel not in ("torch", "reference"):
+        raise ValueError(f"fox kernel must be one of {KERNELS}, got {kernel!r}")
+    unsupported = sorted(set(options) - {"qkv_bias", "use_output_gate", "block_q", "block_k"})
+    if unsupported:
+        raise ValueError(
+            f"the fox twin supports options qkv_bias, use_output_gate, block_q, block_k; got {unsupported}"
+        )
+    core = "blockwise" if kernel == "torch" else "naive"
+    return ForgettingAttentionTwin(hidden_size, num_heads, core=core, **options)
+
+
+def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str,
+         block_q: int = BLOCK_Q, block_k: int = BLOCK_K) -> Cost:
+    B, T, D, H = batch, length, hidden_size, num_heads
+    pairs = B * H * T * (T + 1) / 2  # causal (query, key) pairs per head
+    # q k^T and p v: 2 multiply-adds per pair per channel; ~6 ops per score (bias, max, sub, exp, sum,
+    # rescale). An upper bound for ``torch``: key blocks it skips as underflowing are not computed.
+    attention = 2.0 * pairs * 2 * (D // H) + 6.0 * pairs
+    flops = 4 * linear_flops(B, T, D, D) + linear_flops(B, T, D, H) + attention
+    token_bytes = B * T * D * dtype_bytes
+    gate_bytes = B * T * H * 4  # fp32 forget logits, gates, cumulative sums
+    if kernel == "reference":
+        # scores, bias-added scores and probabilities [B, H, T, T] in fp32 beside q, k, v, fp32 o
+        activation = 4 * token_bytes + B * T * D * 4 + 3 * B * H * T * T * 4
+    elif kernel == "torch":
+        # q, k, v head-major and o: four token tensors (the fourth also while a projection is
+        # transposed); fp32 gates and key-norm bounds; one query block's fp32 scratch.
+        n, m = min(block_q, T), min(max(block_k, block_q), T)
+        block = B * H * n * (3 * m + 2 * (D // H)) * 4 + B * (m + n) * D * 4
+        activation = 4 * token_bytes + 4 * gate_bytes + block
+    else:
+        # fla: q, k, v, o, fp32 gates, their cumulative sum and the log-sum-exp per row
+        activation = 4 * token_bytes + 3 * gate_bytes
+    # FoX's memory is unbounded: decoding caches every key, value and forget gate
+    state = 2 * token_bytes + gate_bytes
+    weights = (4 * D * D + D * H + H) * dtype_bytes
+    return Cost(flops=flops, activation_bytes=activation, state_bytes=state, weight_bytes=weights)
