@@ -110,8 +110,8 @@ def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
         # One reference per chunk and channel, halfway (in value) between the first and last
         # token's cumulative decay: scores are plain matmuls of the decayed q and k.
         R = (G_first + G_last) * 0.5
-        decay = (G - R).exp_()  # [N, B, H, C, K], within e^{+-SAFE_NATS}
-        q_a, k_a, k_b = q * decay, k * decay, k / decay
+        decay, inverse = _exp_pair(G - R)  # [N, B, H, C, K], within e^{+-SAFE_NATS}
+        q_a, k_a, k_b = q * decay, k * decay, k * inverse
         A_kk, A_qk = k_a @ k_b.transpose(-1, -2), q_a @ k_b.transpose(-1, -2)  # [N, B, H, C, C]
         A_qk.tril_()  # the upper triangles may hold inf (factors up to e^{2 SAFE_NATS}); never read
         into_a, into_b, out_of_b = R.exp(), None, (G_last - R).exp_()
@@ -174,8 +174,8 @@ def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[to
         G_first, G_last = Gb[..., 0, :1, :], Gb[..., 1, -1:, :]
         if _safe(G_first, G_last):
             # Whole 2*size blocks at once, decayed to and from a reference halfway (in value).
-            decay = (Gb.flatten(-3, -2) - (G_first + G_last) * 0.5).exp_()  # [..., P, 2*size, K]
-            k_e = kb.flatten(-3, -2) / decay
+            decay, inverse = _exp_pair(Gb.flatten(-3, -2) - (G_first + G_last) * 0.5)  # [..., P, 2*size, K]
+            k_e = kb.flatten(-3, -2) * inverse
             for A, x in ((A_kk, kb), (A_qk, qb)):
                 block = (x.flatten(-3, -2) * decay) @ k_e.transpose(-1, -2)  # [..., P, 2size, 2size]
                 _block_diagonal(A, 2 * size).copy_(block.tril_().movedim(-3, -1))
@@ -190,6 +190,11 @@ def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[to
     A_kk.diagonal(dim1=-2, dim2=-1).copy_(k.square().sum(-1))
     A_qk.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1))
     return A_kk, A_qk
+
+
+def _exp_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(exp(x), exp(-x))``; not ``1 / exp(x)``, whose gradient ``-1 / exp(x)^2`` overflows to inf."""
+    return x.exp(), x.neg_().exp_()
 
 
 def _decay(x: torch.Tensor) -> torch.Tensor:

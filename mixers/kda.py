@@ -123,8 +123,8 @@ class KimiDeltaAttentionTwin(nn.Module):
         return x.unflatten(-1, (self.num_heads, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[-1] != self.hidden_size:
-            raise ValueError(f"expected input [batch, length, {self.hidden_size}], got {tuple(x.shape)}")
+        if x.dim() != 3 or x.shape[1] < 1 or x.shape[-1] != self.hidden_size:
+            raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
         # Every step but the short convolutions and the recurrence is per token, so the layer runs
         # segment by segment, carrying the recurrent state and re-projecting the convolutions' few
         # tokens of left context: temporaries stay segment-sized (cache- and allocator-friendly).
