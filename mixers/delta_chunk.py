@@ -133,30 +133,38 @@ def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
     U, Out, W = T @ v, P @ v, T @ k_a
     Q = torch.baddbmm(q_a.flatten(0, 2), P.flatten(0, 2), k_a.flatten(0, 2), alpha=-1).view_as(q_a)
     del A_kk, A_qk, T, P, q_a, k_a, v
-    k_b = k_b.transpose(-1, -2)  # [N, B, H, K, C]
-    # Per-chunk factors of the state, transposed to multiply its K rows: [N, B, H, K, 1].
-    into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2) for x in (into_a, into_b, out_of_b))
-    in_place = not torch.is_grad_enabled()  # autograd forbids changing U, Out after their slices are used
-    outputs = []
+    k_b = k_b.transpose(-1, -2).flatten(1, 2)  # [N, B*H, K, C]
+    # Per-chunk factors of the state, transposed to multiply its K rows: [N, B*H, K, 1].
+    into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2).flatten(1, 2)
+                                for x in (into_a, into_b, out_of_b))
+    U, W = U.flatten(1, 2), W.flatten(1, 2)  # [N, B*H, C, V or K]
+    S = S.flatten(0, 1)  # [B*H, K, V]
+    # Only the state's own recurrence runs chunk by chunk (few, small ops: they dominate the
+    # per-token overhead); the states seen from reference a are kept for one batched output product.
+    # Without autograd U and the kept states are written in place.
+    in_place = not torch.is_grad_enabled()
+    states = S.new_empty((U.shape[0],) + S.shape) if in_place else []  # [N, B*H, K, V]
     for n in range(U.shape[0]):
-        S_a = S if into_a is None else S * into_a[n]  # e^{G_a} S_0; for a = the chunk start, S_0
-        S_a = S_a.flatten(0, 1)  # [B*H, K, V]
-        U_n, O_n, W_n, Q_n = (x[n].flatten(0, 1) for x in (U, Out, W, Q))  # [B*H, C, V or K]
+        # e^{G_a} S_0; for a = the chunk start, S_0 itself
         if in_place:
-            u = U_n.baddbmm_(W_n, S_a, alpha=-1)
-            O_n.baddbmm_(Q_n, S_a)
+            S_a = torch.mul(S, into_a[n], out=states[n]) if into_a is not None else states[n].copy_(S)
+            u = U[n].baddbmm_(W[n], S_a, alpha=-1)
         else:
-            u = torch.baddbmm(U_n, W_n, S_a, alpha=-1)
-            outputs.append(torch.baddbmm(O_n, Q_n, S_a))
+            S_a = S if into_a is None else S * into_a[n]
+            states.append(S_a)
+            u = torch.baddbmm(U[n], W[n], S_a, alpha=-1)
         # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
-        S_b = S_a if into_b is None else (S * into_b[n]).flatten(0, 1)
-        S = torch.baddbmm(S_b, k_b[n].flatten(0, 1), u).unflatten(0, (B, H))
+        S = torch.baddbmm(S_a if into_b is None else S * into_b[n], k_b[n], u)
         if out_of_b is not None:
             S = S * out_of_b[n]
-    if not in_place:
-        Out = torch.stack(outputs).unflatten(1, (B, H))
+    states = states if in_place else torch.stack(states)
+    # Out = A_qk U~ + Q S_a, all chunks at once: [N*B*H, C, V]
+    if in_place:
+        Out.flatten(0, 2).baddbmm_(Q.flatten(0, 2), states.flatten(0, 1))
+    else:
+        Out = torch.baddbmm(Out.flatten(0, 2), Q.flatten(0, 2), states.flatten(0, 1)).unflatten(0, (-1, B, H))
     # [N, B, H, C, V] -> [B, L, H, V]
-    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S
+    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S.unflatten(0, (B, H))
 
 
 def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,7 +39,7 @@ from mixers.cost import Cost, linear_flops
 
 KERNELS = ("fla", "torch", "reference")
 
-SEGMENT = 1024
+SEGMENT = 2048
 """Tokens per pass through the layer (a multiple of the core's chunk size)."""
 PAPER_CONFIG = dict(head_dim=128, expand_v=1.0, conv_size=4, conv_bias=False, allow_neg_eigval=False, norm_eps=1e-5)
 
@@ -137,8 +137,7 @@ class KimiDeltaAttentionTwin(nn.Module):
         out, state = x.new_empty(B, T, D), None
         for t0 in range(0, T, SEGMENT):
             t1 = min(t0 + SEGMENT, T)
-            y, state = self._segment(x, t0, t1, state, w_in, w_out)
-            out[:, t0:t1] = y
+            out[:, t0:t1], state = self._segment(x, t0, t1, state, w_in, w_out)
         return out
 
     def _segment(self, x: torch.Tensor, t0: int, t1: int, state: torch.Tensor | None, w_in: torch.Tensor,
