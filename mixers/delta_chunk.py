@@ -46,7 +46,7 @@ GROUP = 1024
 SAFE_NATS = 60.0
 """Largest decay (in nats) on either side of a reference: factors within e^{+-60} ~ 1e{+-26} stay normal floats."""
 FLOOR_NATS = 40.0
-"""Decay factors below e^-40 ~ 4e-18 (far below fp32 resolution) are raised to it."""
+"""On the halving path, decay factors below e^-40 ~ 4e-18 (far below fp32 resolution) become zeros."""
 
 
 def chunk_gated_delta_rule(
@@ -91,7 +91,11 @@ def chunk_gated_delta_rule(
     return o, (S if output_final_state else None)
 
 
-def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
+Tensor = torch.Tensor
+
+
+def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, scale: float,
+           qk_l2norm: bool) -> tuple[Tensor, Tensor]:
     """One group of whole chunks: its output [B, L, H, V] and the state after it.
 
     Chunk-major layout [N, B, H, C, ...]: each chunk's slice is one contiguous [B*H, C, ...] batch,
@@ -133,6 +137,21 @@ def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
     U, Out, W = T @ v, P @ v, T @ k_a
     Q = torch.baddbmm(q_a.flatten(0, 2), P.flatten(0, 2), k_a.flatten(0, 2), alpha=-1).view_as(q_a)
     del A_kk, A_qk, T, P, q_a, k_a, v
+    Out, S = _across_chunks(U, W, Q, Out, k_b, into_a, into_b, out_of_b, S)
+    # [N, B, H, C, V] -> [B, L, H, V]
+    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S
+
+
+def _across_chunks(U: Tensor, W: Tensor, Q: Tensor, Out: Tensor, k_b: Tensor, into_a: Tensor | None,
+                   into_b: Tensor | None, out_of_b: Tensor | None, S: Tensor) -> tuple[Tensor, Tensor]:
+    """The chunk-to-chunk recurrence: ``U = U~ - W S_a`` and the state after each chunk, then
+    ``Out = A_qk U~ + Q S_a`` for all chunks at once. ``S_a = e^{G_a} S_0`` is the state seen from
+    reference a (``into_a``; None for the chunk start), the update goes through reference b.
+
+    U, Out: [N, B, H, C, V]; W, Q: [N, B, H, C, K]; k_b: [N, B, H, C, K]; factors [N, B, H, 1, K];
+    S: [B, H, K, V]. Returns Out and the final state.
+    """
+    B, H = S.shape[:2]
     k_b = k_b.transpose(-1, -2).flatten(1, 2)  # [N, B*H, K, C]
     # Per-chunk factors of the state, transposed to multiply its K rows: [N, B*H, K, 1].
     into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2).flatten(1, 2)
@@ -163,8 +182,7 @@ def _group(q, k, v, g, beta, S, scale: float, qk_l2norm: bool):
         Out.flatten(0, 2).baddbmm_(Q.flatten(0, 2), states.flatten(0, 1))
     else:
         Out = torch.baddbmm(Out.flatten(0, 2), Q.flatten(0, 2), states.flatten(0, 1)).unflatten(0, (-1, B, H))
-    # [N, B, H, C, V] -> [B, L, H, V]
-    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S.unflatten(0, (B, H))
+    return Out, S.unflatten(0, (B, H))
 
 
 def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
