@@ -51,17 +51,22 @@ class ShortConvolution(nn.Conv1d):
         super().__init__(hidden_size, hidden_size, kernel_size, padding=kernel_size - 1, groups=hidden_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # y_t = sum_j w[W-1-j] x_{t-j}, accumulated in fp32 in the [B, T, D] layout (no transposes);
-        # the taps as contiguous rows [W, D] keep each multiply-add a plain vectorised pass.
-        taps = self.weight[:, 0, :].t().float().contiguous()  # [W, D]
-        width = taps.shape[0]
-        y = x.float() * taps[-1]
-        if self.bias is not None:
-            y = y + self.bias.float()
-        for shift in range(1, min(width, x.shape[1])):
-            y[:, shift:].addcmul_(x[:, :-shift].float(), taps[width - 1 - shift])
-        y = F.silu(y, inplace=not torch.is_grad_enabled())
-        return y.to(x.dtype)
+        return short_convolution(x, self.weight, self.bias)
+
+
+def short_convolution(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``silu(y_t)``, ``y_t = sum_j weight[:, 0, W-1-j] x_{t-j} (+ bias)``, over ``x: [B, T, D]``."""
+    # Accumulated in fp32 in the [B, T, D] layout (no transposes); the taps as contiguous rows
+    # [W, D] keep each multiply-add a plain vectorised pass.
+    taps = weight[:, 0, :].t().float().contiguous()  # [W, D]
+    width = taps.shape[0]
+    y = x.float() * taps[-1]
+    if bias is not None:
+        y = y + bias.float()
+    for shift in range(1, min(width, x.shape[1])):
+        y[:, shift:].addcmul_(x[:, :-shift].float(), taps[width - 1 - shift])
+    y = F.silu(y, inplace=not torch.is_grad_enabled())
+    return y.to(x.dtype)
 
 
 class GatedRMSNorm(nn.Module):
@@ -145,11 +150,13 @@ class KimiDeltaAttentionTwin(nn.Module):
         K, V, H = self.head_dim, self.head_v_dim, self.num_heads
         context = min(t0, self.q_conv1d.kernel_size[0] - 1)
         # [B, context + L, 3 widths + 2 low ranks + H]; only the convolutions read the context rows
-        widths = [H * K, H * K, H * V, V, V, H]
-        q, k, v, f_low, g_low, beta = F.linear(x[:, t0 - context : t1], w_in).split(widths, -1)
-        q = self._heads(self.q_conv1d(q)[:, context:], K)  # [B, L, H, K]
-        k = self._heads(self.k_conv1d(k)[:, context:], K)
-        v = self._heads(self.v_conv1d(v)[:, context:], V)  # [B, L, H, V]
+        qkv, f_low, g_low, beta = F.linear(x[:, t0 - context : t1], w_in).split([2 * H * K + H * V, V, V, H], -1)
+        # The three short convolutions as one, over the adjacent q, k, v columns.
+        convs = (self.q_conv1d, self.k_conv1d, self.v_conv1d)
+        bias = None if self.q_conv1d.bias is None else torch.cat([c.bias for c in convs])
+        qkv = short_convolution(qkv, torch.cat([c.weight for c in convs]), bias)[:, context:]
+        q, k, v = qkv.split([H * K, H * K, H * V], -1)
+        q, k, v = self._heads(q, K), self._heads(k, K), self._heads(v, V)  # [B, L, H, K or V]
         # [B, L, H, K]: log decay, in fp32 like fla's gate kernel; dt_bias rides on the matmul
         g = F.softplus(F.linear(f_low[:, context:].float(), self.f_proj[1].weight.float(), self.dt_bias.float()))
         g = self._heads(g, K) * -self.A_log.float().exp().unsqueeze(-1)
