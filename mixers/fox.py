@@ -44,6 +44,11 @@ class ForgettingAttentionTwin(nn.Module):
             raise ValueError(f"core must be 'blockwise' or 'naive', got {core!r}")
         self.hidden_size, self.num_heads, self.head_dim = hidden_size, num_heads, hidden_size // num_heads
         self.core, self.block_q, self.block_k = core, block_q, block_k
+        if core == "naive":
+            # imported here, not in forward: importing fla takes seconds and would land in timings
+            from fla.ops.forgetting_attn.naive import naive_forgetting_attn
+
+            self._naive_op = naive_forgetting_attn
         self.use_output_gate = use_output_gate
         self.q_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
         self.k_proj = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
@@ -74,10 +79,8 @@ class ForgettingAttentionTwin(nn.Module):
     def _attend(self, q, k, v, g) -> torch.Tensor:
         if self.core == "blockwise":
             return forgetting_attention(q, k, v, g, block_q=self.block_q, block_k=self.block_k)
-        from fla.ops.forgetting_attn.naive import naive_forgetting_attn
-
         # fla's reference takes [B, T, H, K] and returns fp32
-        o = naive_forgetting_attn(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g.transpose(1, 2))
+        o = self._naive_op(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g.transpose(1, 2))
         return o.to(v.dtype)
 
 
