@@ -11,9 +11,11 @@ Hardware-Efficient Training") with decay on the key channels, the value channels
   or ``None`` (no key decay).
 - ``gv`` per value channel ``[B, T, H, V]`` (GSA's first pass, whose "values" are the slots).
 
-How it is computed. The sequence is cut into chunks of ``chunk_size`` (64) handled one after
-the other, carrying the fp32 state ``S``; work and memory are linear in T, and the live scratch
-is one chunk's worth. Within a chunk, with G the inclusive cumulative log decay:
+How it is computed. The sequence is cut into chunks of ``chunk_size`` (64), taken in blocks of
+BLOCK_CHUNKS = 4: a block's intra-chunk work is batched, then a short loop over its chunks
+reads and updates the fp32 state ``S`` (in place when autograd is off). Work and memory are
+linear in T, and the live scratch is one block's worth. Within a chunk, with G the inclusive
+cumulative log decay:
 
     o_i = exp(Gv_i) * (q_i exp(G_i))^T S  +  sum_{j<=i} A_ij [v_j exp(Gv_i - Gv_j)]
     A_ij = q_i^T diag(exp(G_i - G_j)) k_j
@@ -21,20 +23,18 @@ is one chunk's worth. Within a chunk, with G the inclusive cumulative log decay:
 The usual trick writes exp(G_i - G_j) as exp(G_i - G_0) exp(G_0 - G_j), which turns A into
 one matmul; it is used for every chunk whose decay spread (max - min of G) stays below
 FACTOR_LIMIT = 60, so neither factor can overflow fp32. Chunks with stronger decay (GSA's and
-LightNet's gates can reach hundreds within a chunk) take a stable path instead: the chunk is
-split into sub-chunks of 16; pairs of positions in different sub-chunks use the end of the
-earlier sub-chunk as reference point (exp(G_i - r) exp(r - G_j), both exponents <= 0 when
-g <= 0), and pairs inside one sub-chunk are computed directly in log space ([16, 16, K] per
-sub-chunk). A per-head scalar decay needs neither: its [C, C] decay matrix is exp of masked
-differences. The same two paths serve the value decay. All arithmetic is fp32;
-the output has the dtype of ``v`` (fp64 inputs are computed in fp64, for reference checks).
+LightNet's gates can reach hundreds within a chunk) take the stable sub-chunk path of
+``mixers.gla_stable`` instead. A per-head scalar decay needs neither: its [C, C] decay matrix
+is exp of masked differences. All arithmetic is fp32; the output has the dtype of ``v`` (fp64
+inputs are computed in fp64, for reference checks).
 """
 
 from __future__ import annotations
 
 import torch
 
-SUB_CHUNK = 16
+from mixers.gla_stable import SUB_CHUNK, SubChunkMasks, stable_scores, stable_values
+
 FACTOR_LIMIT = 60.0
 BLOCK_CHUNKS = 4
 
@@ -77,47 +77,75 @@ def gla_chunk(
     for start in range(0, T, span):
         end = min(start + span, T)
         # [B, H, N, C, *], zero-padded to whole chunks (zero keys leave S alone).
-        qb, kb, vb, gb, gvb = (None if x is None else _blocks(x, start, end, C, work) for x in (q, k, v, g, gv))
-        ob, state = _block_step(qb, kb, vb, gb, gvb, scale, state, masks)
+        qb, kb, vb = (_blocks(x, start, end, C, work) for x in (q, k, v))
+        # Cumulative log decays within each chunk, summed in the input's layout (contiguous
+        # inner dimensions: much faster than along the permuted one).
+        Gb, Gvb = (None if x is None else _blocks(x, start, end, C, work, cumulative=True) for x in (g, gv))
+        ob, state = _block_step(qb, kb, vb, Gb, Gvb, scale, state, masks)
         # [B, H, N, C, V] -> [B, T, H, V]
         o[:, start:end] = ob.flatten(2, 3)[:, :, : end - start].transpose(1, 2).to(o.dtype)
     return o, state
 
 
 class _Masks:
-    """Boolean masks for one chunk of C rows split into sub-chunks of SUB_CHUNK."""
+    """Boolean masks for one chunk of C rows: causal [C, C], and the stable path's sub-chunk masks."""
 
     def __init__(self, C: int, device: torch.device):
-        c = SUB_CHUNK
-        n = C // c
         pos = torch.arange(C, device=device)
-        self.causal = pos[:, None] >= pos[None, :]  # [C, C]
-        sub = torch.arange(c, device=device)
-        self.sub_causal = sub[:, None] >= sub[None, :]  # [c, c]
-        # later[b, i]: row i lies in a sub-chunk after sub-chunk b.  [n, C, 1]
-        self.later = (pos[None, :] // c > torch.arange(n, device=device)[:, None])[..., None]
+        self.causal = pos[:, None] >= pos[None, :]
+        self.sub = SubChunkMasks(C, device)
 
 
-def _blocks(x: torch.Tensor, start: int, end: int, C: int, work: torch.dtype) -> torch.Tensor:
-    # [B, L, H, *] -> [B, H, L, *] -> [B, H, N, C, *]
-    xb = x[:, start:end].transpose(1, 2).to(work)
+def _blocks(x: torch.Tensor, start: int, end: int, C: int, work: torch.dtype,
+            cumulative: bool = False) -> torch.Tensor:
+    # [B, L, H, *] -> [B, N, C, H, *] -> [B, H, N, C, *], zero-padded to whole chunks.
+    xb = x[:, start:end].to(work)
     if (end - start) % C:
-        xb = torch.nn.functional.pad(xb, (0, 0, 0, C - (end - start) % C))
-    return xb.unflatten(2, (-1, C))
+        xb = torch.nn.functional.pad(xb, (0, 0, 0, 0, 0, C - (end - start) % C))
+    xb = xb.unflatten(1, (-1, C))
+    if cumulative:  # decays only enter elementwise products, which follow q's or v's layout
+        return chunk_cumsum(xb).permute(0, 3, 1, 2, 4)
+    # One copy into the head-major layout here saves the many that matmuls make of strided operands.
+    return xb.permute(0, 3, 1, 2, 4).contiguous()
 
 
-def _block_step(q, k, v, g, gv, scale, state, masks: _Masks):
-    """Chunks of one block: q, k [B, H, N, C, K]; v [B, H, N, C, V]; g [.., K|1] or None; gv [.., V] or None."""
-    G = None if g is None else g.cumsum(-2)
-    Gv = None if gv is None else gv.cumsum(-2)
+def chunk_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sum over dim 2 of ``x [B, N, C, *]``, as a product with a [C, C]
+    lower-triangular matrix of ones: about three times faster than ``cumsum`` on CPU."""
+    C = x.shape[2]
+    ones = torch.ones(C, C, dtype=x.dtype, device=x.device).tril()
+    return torch.matmul(ones, x.flatten(3)).view(x.shape)
+
+
+def _block_step(q, k, v, G, Gv, scale, state, masks: _Masks):
+    """Chunks of one block: q, k [B, H, N, C, K]; v [B, H, N, C, V]; cumulative log decays
+    G [.., K|1] or None and Gv [.., V] or None."""
     N = q.shape[2]
     # Intra-chunk: every chunk of the block at once when all can be factorized, else chunk by
     # chunk, each taking the factorized or the stable path.  [B, H, N, C, V]
     per_key = G is not None and G.shape[-1] > 1
     fk = not per_key or _factorable(G)
     fv = Gv is None or _factorable(Gv)
+    q_dec = k_dec = v_dec = out_dec = None
     if fk and fv:
-        o = _intra(q, k, v, G, Gv, scale, masks, fk, fv)
+        # One batched pass. The factorized form's decayed tensors also serve the inter-chunk
+        # part: exp(G_i) = exp(G_i - G_0) exp(G_0), exp(G_C - G_j) = exp(G_0 - G_j) exp(G_C - G_0).
+        if per_key:
+            qe, ke, Gr = _factor(q, k, G)
+            A = qe @ ke.transpose(-1, -2)  # [B, H, N, C, C]
+            q_dec, k_dec = qe * (G[..., :1, :].exp() * scale), ke * Gr[..., -1:, :].exp()
+            del qe, ke, Gr
+        else:
+            A = _scores(q, k, G, masks, True)[0]
+        A = A.masked_fill(~masks.causal, 0.0) * scale
+        if Gv is None:
+            o = A @ v
+        else:
+            ve, gate, Gvr = _factor(v, None, Gv, value=True)
+            o = (A @ ve) * gate
+            out_dec, v_dec = gate * Gv[..., :1, :].exp(), ve * Gvr[..., -1:, :].exp()
+            del ve, gate, Gvr
+        del A
     else:
         o = torch.cat([
             _intra(q[:, :, n : n + 1], k[:, :, n : n + 1], v[:, :, n : n + 1],
@@ -127,10 +155,13 @@ def _block_step(q, k, v, g, gv, scale, state, masks: _Masks):
         ], dim=2)
     # Inter-chunk: the carried state, decayed to each row, then updated chunk by chunk with the
     # chunk's keys decayed to its end. Every exponent here is <= 0 for decays <= 0.
-    q_dec = q * scale if G is None else q * (G.exp() * scale)  # [B, H, N, C, K]
-    out_dec = None if Gv is None else Gv.exp()  # [B, H, N, C, V]
-    k_dec = k if G is None else k * (G[..., -1:, :] - G).exp()
-    v_dec = v if Gv is None else v * (Gv[..., -1:, :] - Gv).exp()
+    if q_dec is None:
+        q_dec = q * scale if G is None else q * (G.exp() * scale)  # [B, H, N, C, K]
+        k_dec = k if G is None else k * (G[..., -1:, :] - G).exp()
+    if out_dec is None and Gv is not None:
+        out_dec = Gv.exp()  # [B, H, N, C, V]
+        v_dec = v * (Gv[..., -1:, :] - Gv).exp()
+    v_dec = v if v_dec is None else v_dec
     decay_k = None if G is None else G[..., -1, :, None].exp()  # [B, H, N, K|1, 1]
     decay_v = None if Gv is None else Gv[..., -1, None, :].exp()  # [B, H, N, 1, V]
     del G, Gv
@@ -171,6 +202,16 @@ def _intra(q, k, v, G, Gv, scale, masks: _Masks, factor_k: bool, factor_v: bool)
     return _apply_values(A_off, A_diag, v, Gv, masks, factor_v)
 
 
+def _factor(q, k, G, value: bool = False):
+    """q exp(G - G_0), k exp(G_0 - G) and G - G_0: the factorized form (decay spread < FACTOR_LIMIT).
+
+    With ``value``: v exp(G_0 - G), exp(G - G_0) and G - G_0 (``k`` unused), for value decays."""
+    Gr = G - G[..., :1, :]
+    if value:
+        return q * (-Gr).exp(), Gr.exp(), Gr
+    return q * Gr.exp(), k * (-Gr).exp(), Gr
+
+
 def _scores(q, k, G, masks: _Masks, factor: bool):
     """Causal decayed scores of chunks ``[..., C, K]``, split by sub-chunk.
 
@@ -186,22 +227,9 @@ def _scores(q, k, G, masks: _Masks, factor: bool):
             A = A * (G - G.transpose(-1, -2)).masked_fill(~masks.causal, float("-inf")).exp()
         return A.masked_fill(~masks.causal, 0.0), None
     if factor:
-        G = G - G[..., :1, :]
-        A = (q * G.exp()) @ (k * (-G).exp()).transpose(-1, -2)  # [..., C, C]
-        return A.masked_fill(~masks.causal, 0.0), None
-    c = SUB_CHUNK
-    n = C // c
-    Gs, qs, ks = (x.view(*lead, n, c, K) for x in (G, q, k))
-    ref = Gs[..., -1:, :]  # [..., n, 1, K]: end of each sub-chunk
-    # Rows against the reference of key sub-chunk b; rows not after b are masked to exponent 0.
-    q_ref = q.unsqueeze(-3) * torch.where(masks.later, G.unsqueeze(-3) - ref, 0.0).exp()  # [..., n, C, K]
-    k_ref = ks * (ref - Gs).exp()  # [..., n, c, K]
-    A_off = (q_ref @ k_ref.transpose(-1, -2)).masked_fill(~masks.later, 0.0)  # [..., n, C, c]
-    A_off = A_off.transpose(-3, -2).reshape(*lead, C, C)
-    # Inside a sub-chunk: sum_k q_i k_j exp(G_i - G_j), j <= i, in log space.  [..., n, c, c, K]
-    decay = (Gs.unsqueeze(-2) - Gs.unsqueeze(-3)).masked_fill(~masks.sub_causal[..., None], float("-inf"))
-    A_diag = (qs.unsqueeze(-2) * ks.unsqueeze(-3) * decay.exp()).sum(-1)  # [..., n, c, c]
-    return A_off, A_diag
+        qe, ke, _ = _factor(q, k, G)
+        return (qe @ ke.transpose(-1, -2)).masked_fill(~masks.causal, 0.0), None  # [..., C, C]
+    return stable_scores(q, k, G, masks.sub)
 
 
 def _apply_values(A_off, A_diag, v, Gv, masks: _Masks, factor: bool):
@@ -216,23 +244,7 @@ def _apply_values(A_off, A_diag, v, Gv, masks: _Masks, factor: bool):
         if A_diag is not None:
             o = o + (A_diag @ v_in.view(*lead, n, c, V)).view(*lead, C, V)
         return o if Gv is None else o * Gv.exp()
-    if A_diag is None:
-        # Split the full causal matrix into off-sub-chunk and within-sub-chunk parts.
-        blocks = A_off.view(*lead, n, c, n, c)
-        A_diag = torch.diagonal(blocks, dim1=-4, dim2=-2).movedim(-1, -3)  # [..., n, c, c]
-        same = torch.eye(n, dtype=torch.bool, device=v.device)[:, None, :, None]  # [n, 1, n, 1]
-        A_off = blocks.masked_fill(same, 0.0).view(*lead, C, C)
-    Gvs, vs = Gv.view(*lead, n, c, V), v.view(*lead, n, c, V)
-    ref = Gvs[..., -1:, :]  # [..., n, 1, V]
-    v_ref = vs * (ref - Gvs).exp()  # [..., n, c, V]
-    # Scores against key sub-chunk b, then each row's decay from b's end.  [..., n, C, V]
-    per_b = A_off.view(*lead, C, n, c).transpose(-3, -2) @ v_ref
-    per_b = per_b * torch.where(masks.later, Gv.unsqueeze(-3) - ref, 0.0).exp()
-    o = per_b.sum(-3)
-    decay = (Gvs.unsqueeze(-2) - Gvs.unsqueeze(-3)).masked_fill(~masks.sub_causal[..., None], float("-inf"))
-    # [..., n, c, c, V] -> [..., n, c, V]
-    o_diag = (A_diag[..., None] * decay.exp() * vs.unsqueeze(-3)).sum(-2)
-    return o + o_diag.reshape(*lead, C, V)
+    return stable_values(A_off, A_diag, v, Gv, masks.sub)
 
 
 def scratch_bytes(batch: int, num_heads: int, key_dim: int, value_dim: int, chunk_size: int = 64,
@@ -240,15 +252,18 @@ def scratch_bytes(batch: int, num_heads: int, key_dim: int, value_dim: int, chun
     """About the peak bytes gla_chunk holds beside its output at inference, for cost models.
 
     The fp32 state (updated in place without autograd) plus one block of L = BLOCK_CHUNKS * C
-    rows: about six [B, H, L, *] tensors on the decayed side (cumulative decays, their
-    exponentials, decayed queries and keys, and the copies matmul makes of strided operands)
-    and two on the other, on the factorized path. ``decay``: "key", "value", or "head" (a
-    per-head decay, or none, which needs fewer). Measured within about 25% at K, V in 64..512.
+    rows on the factorized path: about eight [B, H, L, *] tensors on the decayed side (the
+    head-major copies of the inputs, cumulative decays and their exponentials, decayed queries
+    and keys) and two on the other, or, when the other side is much wider, about four and a
+    half of it. ``decay``: "key", "value", or "head" (a per-head decay, or none). Within 15% of
+    the measured peak for K, V in 64..512 and T a multiple of L (tests/mixers/test_gla_chunk.py);
+    a ragged last block adds a transient padded copy.
     """
     B, H, K, V = batch, num_heads, key_dim, value_dim
     rows = B * H * chunk_size * BLOCK_CHUNKS
-    heavy, light = {"key": (6 * K, 2 * V), "value": (6 * V, 2 * K), "head": (4 * K, 2 * V)}[decay]
-    return 4 * (B * H * K * V + rows * (heavy + light))
+    per_row = {"key": max(8 * K + 2 * V, 2 * K + 4.5 * V), "value": max(9 * V + 2 * K, 2 * V + 4.5 * K),
+               "head": 5 * K + 3 * V}[decay]
+    return int(4 * (B * H * K * V + rows * per_row))
 
 
 def _factorable(G: torch.Tensor) -> bool:
@@ -259,18 +274,13 @@ def _factorable(G: torch.Tensor) -> bool:
 def _check(q, k, v, g, gv, initial_state, chunk_size) -> None:
     B, T, H, K = q.shape
     V = v.shape[-1]
+    expected = {"k": (k, [(B, T, H, K)]), "v": (v, [(B, T, H, V)]), "g": (g, [(B, T, H, K), (B, T, H, 1)]),
+                "gv": (gv, [(B, T, H, V)]), "initial_state": (initial_state, [(B, H, K, V)])}
     if T < 1:
         raise ValueError(f"gla_chunk needs at least one time step, got q of shape {tuple(q.shape)}")
-    if k.shape != q.shape or v.shape[:3] != q.shape[:3]:
-        raise ValueError(
-            f"expected k {tuple(q.shape)} and v [B, T, H, V] = [{B}, {T}, {H}, V]; "
-            f"got k {tuple(k.shape)}, v {tuple(v.shape)}"
-        )
-    if g is not None and g.shape not in ((B, T, H, K), (B, T, H, 1)):
-        raise ValueError(f"g must be [B, T, H, K] = {(B, T, H, K)} or [B, T, H, 1]; got {tuple(g.shape)}")
-    if gv is not None and gv.shape != (B, T, H, V):
-        raise ValueError(f"gv must be [B, T, H, V] = {(B, T, H, V)}; got {tuple(gv.shape)}")
-    if initial_state is not None and initial_state.shape != (B, H, K, V):
-        raise ValueError(f"initial_state must be {(B, H, K, V)}; got {tuple(initial_state.shape)}")
+    for name, (x, shapes) in expected.items():
+        if x is not None and tuple(x.shape) not in shapes:
+            raise ValueError(f"{name} must be {' or '.join(map(str, shapes))} for q {tuple(q.shape)}; "
+                             f"got {tuple(x.shape)}")
     if chunk_size < SUB_CHUNK or chunk_size % SUB_CHUNK:
         raise ValueError(f"chunk_size must be a positive multiple of {SUB_CHUNK}, got {chunk_size}")

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mixers.gla_chunk import gla_chunk
+from bench.memory import peak_memory
+from mixers.gla_chunk import gla_chunk, scratch_bytes
 
 
 def step_by_step(q, k, v, g=None, gv=None, scale=None, initial_state=None):
@@ -204,3 +205,16 @@ def test_rejects_bad_shapes():
         gla_chunk(q, k, v, initial_state=h0[:, :1])
     with pytest.raises(ValueError, match="chunk_size"):
         gla_chunk(q, k, v, chunk_size=24)
+
+
+@pytest.mark.parametrize("K, V, decay", [(128, 256, "key"), (64, 256, "key"), (256, 64, "value"),
+                                         (64, 256, "value"), (256, 512, "head")],
+                         ids=lambda x: str(x))
+def test_scratch_model_matches_measured_peak(K, V, decay):
+    """The cost models of the twins count on scratch_bytes; the CPU probe checks it (15%)."""
+    q, k, v, g, gv, _ = inputs(1, 1024, 4, K, V, strength=0.01)
+    g = {"key": g, "value": None, "head": g[..., :1]}[decay]
+    gv = gv if decay == "value" else None
+    with torch.inference_mode():
+        measured = peak_memory(lambda: gla_chunk(q, k, v, g, gv), "cpu").above_bytes - v.nbytes
+    assert scratch_bytes(1, 4, K, V, decay=decay) == pytest.approx(measured, rel=0.15)

@@ -7,7 +7,7 @@ import torch
 
 import mixers
 from bench.memory import peak_memory
-from mixers.lightnet import SEGMENT, LightNetTwin, lightnet_attention
+from mixers.lightnet import SEGMENT, LightNetTwin, lightnet_attention, log_cumsum_exp
 
 
 def paper_recurrence(q, u, v, scale):
@@ -33,6 +33,19 @@ def core_inputs(T, logit_scale=1.0, dtype=torch.float32, B=2, H=2, F=32, V=24, s
     u = logit_scale * torch.randn(B, T, H, F, generator=gen, dtype=dtype)
     v = torch.randn(B, T, H, V, generator=gen, dtype=dtype)
     return q, u, v
+
+
+@pytest.mark.parametrize("T", [1, 63, 65, 130], ids=lambda t: f"T{t}")
+@pytest.mark.parametrize("scale", [1.0, 100.0], ids=["unit", "x100"])
+def test_log_cumsum_exp_matches_torch(T, scale):
+    """x100 spreads a chunk beyond 80, which takes the fallback to torch's own op."""
+    x = scale * torch.randn(2, T, 3, 5, dtype=torch.float64)
+    torch.testing.assert_close(log_cumsum_exp(x), torch.logcumsumexp(x, dim=1), atol=1e-12, rtol=0)
+
+
+def test_log_cumsum_exp_gradient_matches_finite_differences():
+    x = torch.randn(1, 77, 1, 2, dtype=torch.float64, requires_grad=True)  # two chunks of 64
+    assert torch.autograd.gradcheck(log_cumsum_exp, (x,), fast_mode=True)
 
 
 @pytest.mark.parametrize("T", [1, 2, 45, 77, 130], ids=lambda t: f"T{t}")
