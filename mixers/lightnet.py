@@ -115,6 +115,8 @@ class LightNetTwin(nn.Module):
         super().__init__()
         if core not in ("chunk", "naive"):
             raise ValueError(f"core must be 'chunk' or 'naive', got {core!r}")
+        if core == "naive":
+            import fla.ops.gla.naive  # noqa: F401  (loaded here, so no timed forward pays for the import)
         if segment < 1:
             raise ValueError(f"segment must be a positive number of frames, got {segment}")
         self.hidden_size, self.num_heads, self.core, self.segment = hidden_size, num_heads, core, segment
