@@ -1,0 +1,11 @@
+"""The SER model of "How Attention Shapes Emotion" (section 3) and its training recipe (section 4.3).
+
+- ``features``: frozen front ends (a weight-free log-mel filterbank, a weight-free word encoder) and
+  the encoder interfaces pretrained models implement.
+- ``data``: corpora behind one interface (manifest CSV), audio I/O, bad-input errors.
+- ``synthetic``: a speech-like corpus our own code generates, deterministic from a seed.
+- ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier.
+- ``train``, ``checkpoint``, ``distributed``: the recipe, atomic checkpoints, DDP under torchrun.
+- ``metrics``: macro-F1, UAR, accuracy, per-class F1, confusion; accuracy rows for results files.
+- ``commands``: the ``bench train``, ``bench evaluate`` and ``bench data synth`` commands.
+"""

@@ -1,0 +1,178 @@
+"""``bench train``, ``bench evaluate`` and ``bench data synth``: the model package's commands.
+
+``bench/cli.py`` composes them (``app.command("train")(train)``, ``app.command("evaluate")(evaluate)``,
+``app.add_typer(data_app, name="data")``); ``python -m model`` composes the same functions, which is
+what ``torchrun`` launches for data-parallel training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+RESULTS = Path("results") / "accuracy.jsonl"
+
+Corpus = Annotated[str | None, typer.Option(help="DIR with manifest.csv, or KIND:PATH (csv:FILE, synthetic:DIR).")]
+Results = Annotated[Path, typer.Option(help="JSON-lines results file that accuracy rows are appended to.")]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N. Default: cuda when present, else cpu.")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad-audio", help="Skip unreadable audio files (and count them) "
+                                       "instead of stopping at the first.")]
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        _fail("CUDA was asked for but this machine has no usable CUDA device; use --device cpu")
+    return device
+
+
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: configuration, checkpoints, log, metrics.jsonl.")],
+    corpus: Corpus = None,
+    mixer: Annotated[str, typer.Option(help="Mixer as name[:kernel], e.g. sa, sa:naive, kda:torch.")] = "sa",
+    preset: Annotated[str, typer.Option(help="paper (the paper's recipe) or smoke (2-core CPU sizes).")] = "paper",
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (paper: 20).")] = None,
+    crop_seconds: Annotated[float | None, typer.Option(help="Random crop length in seconds (paper: 5.5).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (paper: 32).")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate (paper: 1e-4).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Epochs without improvement before the lr halves "
+                                                 "(paper: 5).")] = None,
+    class_weighted: Annotated[bool | None, typer.Option("--class-weighted/--no-class-weighted",
+                                                        help="Class-balanced cross-entropy.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for weights, data order, crops and dropout.")] = None,
+    width: Annotated[int | None, typer.Option(help="Model width D (paper: 1024).")] = None,
+    heads: Annotated[int | None, typer.Option(help="Mixer heads (paper: 4).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (paper: 0.4).")] = None,
+    budget: Annotated[int | None, typer.Option(help="Trainable-parameter budget that sets the depth "
+                                               "(paper: 20M).")] = None,
+    depth: Annotated[int | None, typer.Option(help="Mixer blocks; overrides the budget.")] = None,
+    ffn: Annotated[int | None, typer.Option(help="Feed-forward sublayer after each mixer, as a multiple "
+                                            "of the width; 0: none (default).")] = None,
+    text_encoder: Annotated[str | None, typer.Option(help="Text front end: none or words.")] = None,
+    eval_batch_size: Annotated[int | None, typer.Option(help="Evaluation batch (paper: 1; larger gives the "
+                                                        "same predictions, faster).")] = None,
+    device: Device = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (smoke: 1).")] = None,
+    skip_bad_audio: SkipBad = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last epoch, "
+                                         "with its saved configuration.")] = False,
+    results: Results = RESULTS,
+) -> None:
+    """Train the SER model with one mixer; evaluate its best checkpoint on the test split.
+
+    Example: bench train --corpus data/synth --mixer sa --preset smoke --out runs/sa-smoke
+    """
+    from model.train import TrainConfig, resolve_config, run
+
+    overrides = dict(epochs=epochs, crop_seconds=crop_seconds, batch_size=batch_size, lr=lr, patience=patience,
+                     class_weighted=class_weighted, seed=seed, width=width, heads=heads, dropout=dropout,
+                     budget=budget, depth=depth, ffn=ffn, text_encoder=text_encoder, eval_batch_size=eval_batch_size,
+                     threads=threads)
+    try:
+        if resume:
+            given = [k for k, v in {**overrides, "corpus": corpus, "device": device}.items() if v is not None]
+            if given:
+                _fail(f"--resume continues with {out}/config.json; drop "
+                      + ", ".join("--" + k.replace("_", "-") for k in given))
+            if not (out / "config.json").is_file():
+                _fail(f"nothing to resume: {out} has no config.json")
+            config = TrainConfig(**json.loads((out / "config.json").read_text())["train"])
+        else:
+            if corpus is None:
+                _fail("--corpus is required (DIR, csv:FILE or synthetic:DIR)")
+            overrides.update(device=_device(device), skip_bad_audio=skip_bad_audio)
+            config = resolve_config(corpus, mixer, preset, **overrides)
+        console = Console()
+        with _progress(console) as bar:
+            def progress(epoch: int, total: int):
+                task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=total, loss=0.0, acc=0.0)
+                return lambda loss, acc: bar.update(task, advance=1, loss=loss, acc=acc)
+
+            final = run(config, out, resume=resume, results=results, report=bar.console.print, progress=progress)
+    except ValueError as error:
+        _fail(str(error))
+    console.print(_scores_table({split: result for split, result in final.items()}, f"{config.mixer}: best checkpoint"))
+
+
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `bench train`.")],
+    split: Annotated[str, typer.Option(help="Split to score, e.g. test, development.")] = "test",
+    corpus: Corpus = None,
+    batch_size: Annotated[int | None, typer.Option(help="Evaluation batch; default the run's.")] = None,
+    device: Device = None,
+    skip_bad_audio: SkipBad = False,
+    results: Results = RESULTS,
+) -> None:
+    """Score a run's best checkpoint on a split: macro-F1, UAR, accuracy, per-class F1, confusion.
+
+    Example: bench evaluate runs/sa-smoke --split test
+    """
+    from dataclasses import asdict
+
+    from model.evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(run_dir, split, corpus, results, batch_size, skip_bad_audio, _device(device))
+    except (ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    Console().print(_scores_table({split: asdict(result)}, str(run_dir)))
+
+
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write wav/, manifest.csv and corpus.json into.")],
+    utterances: Annotated[int, typer.Option(help="Utterances to make (at least 48).")] = 800,
+    seed: Annotated[int, typer.Option(help="Same seed, same corpus, byte for byte.")] = 0,
+    min_seconds: Annotated[float, typer.Option(help="Shortest utterance.")] = 2.5,
+    max_seconds: Annotated[float, typer.Option(help="Longest utterance.")] = 6.0,
+    text_cue: Annotated[float, typer.Option(help="Probability that a transcript word carries the class.")] = 0.5,
+) -> None:
+    """Make the synthetic emotional-speech corpus (8 classes, speaker-independent splits).
+
+    Example: bench data synth --out data/synth --utterances 800
+    """
+    from model.synthetic import synthesize
+
+    console = Console()
+    try:
+        with _progress(console, metrics=False) as bar:
+            task = bar.add_task("synthesizing", total=utterances)
+            manifest = synthesize(out, utterances, seed, (min_seconds, max_seconds), text_cue,
+                                  on_utterance=lambda _: bar.advance(task))
+    except ValueError as error:
+        _fail(str(error))
+    console.print(f"{utterances} utterances -> {manifest}")
+
+
+data_app = typer.Typer(help="Corpora: make synthetic ones.", no_args_is_help=True)
+data_app.command("synth")(synth)
+
+
+def _progress(console: Console, metrics: bool = True) -> Progress:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if metrics:
+        columns.append(TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"))
+    return Progress(*columns, TimeElapsedColumn(), console=console)
+
+
+def _scores_table(final: dict[str, dict], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("split", "n", "macro-F1", "UAR", "accuracy", "per-class F1"):
+        table.add_column(column)
+    for split, s in final.items():
+        per_class = " ".join(f"{name[:3]} {f:.2f}" for name, f in s["per_class_f1"].items())
+        table.add_row(split, str(s["n"]), f"{s['macro_f1']:.4f}", f"{s['uar']:.4f}", f"{s['accuracy']:.4f}", per_class)
+    return table

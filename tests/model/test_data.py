@@ -1,0 +1,92 @@
+"""Corpus reading and bad input: one clear line naming the file and row."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+
+from model.data import DataError, ManifestCorpus, load_audio, load_split, open_corpus
+
+
+def _copy(tiny_corpus, tmp_path):
+    target = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, target)
+    return target
+
+
+def _rewrite(manifest, edit):
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    fieldnames = list(rows[0])
+    rows, fieldnames = edit(rows, fieldnames)
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_open_corpus_accepts_dir_and_kinds(tiny_corpus):
+    for spec in (str(tiny_corpus), f"synthetic:{tiny_corpus}", f"csv:{tiny_corpus / 'manifest.csv'}"):
+        corpus = open_corpus(spec)
+        assert len(corpus.utterances("train")) == 32
+        assert corpus.utterances("test")[0].transcript
+    with pytest.raises(DataError, match="unknown corpus kind 'msp' .* use DIR or one of csv:PATH, synthetic:PATH"):
+        open_corpus("msp:/nowhere")
+    with pytest.raises(DataError, match="nowhere/manifest.csv: no such manifest file"):
+        open_corpus("/nowhere")
+
+
+def test_missing_columns_named(tiny_corpus, tmp_path):
+    root = _copy(tiny_corpus, tmp_path)
+    _rewrite(root / "manifest.csv", lambda rows, names: (rows, [n for n in names if n != "label"]))
+    with pytest.raises(DataError, match=r"manifest.csv: missing columns label \(expected path, label, split; "
+                                        r"found path, split, speaker, transcript\)"):
+        open_corpus(root)
+
+
+def test_unknown_label_names_the_row(tiny_corpus, tmp_path):
+    root = _copy(tiny_corpus, tmp_path)
+
+    def edit(rows, names):
+        rows[4]["label"] = "angry"
+        return rows, names
+
+    _rewrite(root / "manifest.csv", edit)
+    with pytest.raises(DataError, match=r"manifest.csv row 6: unknown label 'angry'; known labels: neutral, anger"):
+        open_corpus(root)
+
+
+def test_empty_split_names_the_splits_present(tiny_corpus):
+    with pytest.raises(DataError, match=r"split 'Test1' has no utterances \(splits present: train, development, "
+                                        r"test\)"):
+        open_corpus(tiny_corpus).utterances("Test1")
+
+
+def test_missing_and_unreadable_audio(tiny_corpus, tmp_path):
+    root = _copy(tiny_corpus, tmp_path)
+    (root / "wav/utt00000.wav").unlink()
+    (root / "wav/utt00001.wav").write_bytes(b"not a wav file")
+    corpus = open_corpus(root)
+    with pytest.raises(DataError, match=r"manifest.csv row 2: cannot read audio .*utt00000.wav \(no such file\)"):
+        load_split(corpus, "train")
+    loaded, skipped = load_split(corpus, "train", skip_bad_audio=True)
+    assert skipped == 2 and len(loaded) == 30
+    with pytest.raises(DataError, match=r"row 3: cannot read audio .*utt00001.wav"):
+        load_audio(corpus.utterances("train")[1])
+
+
+def test_other_rates_and_stereo_become_16k_mono(tmp_path):
+    rate = 8_000
+    t = np.arange(rate) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    soundfile.write(tmp_path / "a.wav", np.stack([tone, tone], axis=1), rate, subtype="FLOAT")
+    (tmp_path / "manifest.csv").write_text("path,label,split\na.wav,x,train\n")
+    corpus = ManifestCorpus(tmp_path / "manifest.csv")
+    assert corpus.classes == ("x",)
+    samples = load_audio(corpus.utterances("train")[0])
+    assert samples.dtype == np.float32 and samples.shape == (16_000,)
+    # The resampled tone keeps its frequency and amplitude (away from the filter's edge effects).
+    reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)
+    assert np.abs(samples[1000:-1000] - reference[1000:-1000]).max() < 1e-2
