@@ -22,13 +22,14 @@ from torch import nn
 from mixers.cost import Cost
 
 REGISTRY: dict[str, str] = {
+    # The paper's order (softmax attention, then the five efficient mixers), then ResLSTM.
     "sa": "mixers.softmax",
-    "kda": "mixers.kda",
-    "reslstm": "mixers.reslstm",
     "retnet": "mixers.retnet",
     "lightnet": "mixers.lightnet",
     "gsa": "mixers.gsa",
     "fox": "mixers.fox",
+    "kda": "mixers.kda",
+    "reslstm": "mixers.reslstm",
 }
 
 AUTO = "auto"
