@@ -10,6 +10,7 @@ from bench.commands.plot import plot
 from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
+from model.commands import data_app, evaluate, train
 
 app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -19,6 +20,9 @@ app.command("env")(env)
 app.command("verify")(verify)
 app.command("plot")(plot)
 app.command("compare")(compare)
+app.command("train")(train)
+app.command("evaluate")(evaluate)
+app.add_typer(data_app, name="data")
 
 if __name__ == "__main__":
     app()
