@@ -7,7 +7,8 @@
     logits = Linear(LayerNorm(GELU(dropout(c))))                           classifier, 8 classes
 
 Our reading of what the paper leaves open: each block is a pre-norm residual around one mixer
-(no feed-forward sublayer, so the parameter budget goes to the mixers being compared), dropout 0.4
+(by default no feed-forward sublayer, so the parameter budget goes to the mixers being compared;
+``ffn=k`` adds h <- h + dropout(W_2 GELU(W_1 LayerNorm(h))) with a k*D hidden layer), dropout 0.4
 on each block's output and before the classifier, and depth chosen so the trainable parameters
 come closest to the budget (20M in the paper, at D = 1024 and 4 heads).
 

@@ -51,11 +51,11 @@ class Prosody:
 PROSODY = {
     "neutral": Prosody(1.00, 2.0, "fall", 1.00, 0.0, 0.60, 0.05, 0.005),
     "anger": Prosody(1.20, 5.0, "fall", 1.30, 9.0, 0.35, 0.03, 0.010),
-    "happiness": Prosody(1.40, 8.0, "fall", 1.10, 3.0, 0.60, 0.08, 0.005),
+    "happiness": Prosody(1.40, 7.0, "fall", 1.30, 5.0, 0.60, 0.08, 0.005),
     "sadness": Prosody(0.88, 1.0, "fall", 0.70, -7.0, 0.80, 0.30, 0.008),
     "fear": Prosody(1.50, 3.0, "flat", 1.40, -3.0, 0.65, 0.20, 0.040),
-    "surprise": Prosody(1.45, 12.0, "rise", 0.90, 3.0, 0.55, 0.08, 0.005),
-    "contempt": Prosody(0.90, 6.0, "fall", 0.65, -3.0, 0.45, 0.05, 0.030),
+    "surprise": Prosody(1.50, 14.0, "rise", 0.80, 2.0, 0.55, 0.08, 0.005),
+    "contempt": Prosody(0.90, 7.0, "fall", 0.60, -4.0, 0.40, 0.05, 0.040),
     "disgust": Prosody(0.80, 3.0, "flat", 0.75, 3.0, 0.40, 0.25, 0.040),
 }
 

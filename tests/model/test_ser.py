@@ -105,6 +105,9 @@ def test_depth_meets_the_budget_by_exact_count():
         assert trainable(build_model(config)) == fixed + depth * per_block
     config.depth = 5
     assert choose_depth(config) == 5
+    # A feed-forward sublayer of width 2D: its LayerNorm, D -> 2D and 2D -> D with biases.
+    config.ffn = 2
+    assert trainable(Block(config)) == per_block + 2 * D + (2 * D * D + 2 * D) + (2 * D * D + D)
 
 
 def test_paper_configuration_is_near_20m():

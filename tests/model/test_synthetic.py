@@ -44,10 +44,11 @@ def test_splits_are_speaker_independent_and_hold_every_class(tiny_corpus):
 
 
 def test_assignment_cycles_speakers_within_each_split():
+    # 24 blocks of 8: 16 train blocks over speakers 0-15, 4 development over 16-19, 4 test over 20-23.
     blocks = [assignment(8 * b)[1:] for b in range(24)]
-    assert {spk for split, spk in blocks if split == "train"} == set(range(8))
-    assert {spk for split, spk in blocks if split == "development"} == {8, 9}
-    assert {spk for split, spk in blocks if split == "test"} == {10, 11}
+    assert [spk for split, spk in blocks if split == "train"] == list(range(16))
+    assert [spk for split, spk in blocks if split == "development"] == [16, 17, 18, 19]
+    assert [spk for split, spk in blocks if split == "test"] == [20, 21, 22, 23]
 
 
 def test_prosody_differs_by_class():
