@@ -134,7 +134,7 @@ def evaluate(
 
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write wav/, manifest.csv and corpus.json into.")],
-    utterances: Annotated[int, typer.Option(help="Utterances to make (at least 48).")] = 800,
+    utterances: Annotated[int, typer.Option(help="Utterances to make (at least 48).")] = 1600,
     seed: Annotated[int, typer.Option(help="Same seed, same corpus, byte for byte.")] = 0,
     min_seconds: Annotated[float, typer.Option(help="Shortest utterance.")] = 2.5,
     max_seconds: Annotated[float, typer.Option(help="Longest utterance.")] = 6.0,

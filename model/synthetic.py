@@ -167,7 +167,7 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     return (total[width:width + len(x)] - total[: len(x)]) / width
 
 
-def synthesize(out: Path, utterances: int = 800, seed: int = 0, durations: tuple[float, float] = (2.5, 6.0),
+def synthesize(out: Path, utterances: int = 1600, seed: int = 0, durations: tuple[float, float] = (2.5, 6.0),
                text_cue: float = 0.5, on_utterance: Callable[[int], None] | None = None) -> Path:
     """Write ``out/wav/*.wav``, ``out/manifest.csv`` and ``out/corpus.json``; return the manifest path."""
     if utterances < MIN_UTTERANCES:
