@@ -5,7 +5,9 @@
 - ``data``: corpora behind one interface (manifest CSV), audio I/O, bad-input errors.
 - ``synthetic``: a speech-like corpus our own code generates, deterministic from a seed.
 - ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier.
+- ``dataset``: a split's features in memory, seeded random crops, padded batches.
 - ``train``, ``checkpoint``, ``distributed``: the recipe, atomic checkpoints, DDP under torchrun.
+- ``evaluate``: whole-utterance evaluation of a run's best checkpoint.
 - ``metrics``: macro-F1, UAR, accuracy, per-class F1, confusion; accuracy rows for results files.
 - ``commands``: the ``bench train``, ``bench evaluate`` and ``bench data synth`` commands.
 """
