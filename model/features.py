@@ -1,8 +1,9 @@
 """Frozen front ends: the ``S = f_speech(X)`` and ``E = f_text(W)`` of equations 1-2 of the paper.
 
-The paper freezes large SSL speech models and BERT-large (D = 1024). Those arrive in a later issue
-behind the two interfaces defined here; this module provides front ends that need no weights, so
-the whole pipeline runs offline:
+The paper freezes large SSL speech models and BERT-large (D = 1024). Those live in
+``model.pretrained`` behind the two interfaces defined here (``speech_encoder("hf:microsoft/wavlm-large",
+layer="all")``, ``text_encoder("hf:bert-large-uncased")``); this module provides the interfaces, the
+factories, the learned layer mix and front ends that need no weights, so the whole pipeline runs offline:
 
 - ``LogMel``: a log-mel filterbank. ``torch.stft`` (Hann window, 25 ms frames, 10 ms hop, no
   centring) -> power spectrum -> our own triangular HTK-mel filterbank -> natural log, floored at
@@ -10,6 +11,14 @@ the whole pipeline runs offline:
   frames of a padded waveform are exactly those of the unpadded one.
 - ``HashedWords``: each lower-cased word maps to a fixed pseudo-random unit vector seeded by a hash
   of the word, a frozen random embedding standing in for a pretrained text encoder.
+
+A speech encoder's frame count is a chain of strided windows (``conv_frames``): log-mel is one window
+(n_fft, hop), an SSL model's convolutional front end seven (wav2vec2: kernels 10,3,3,3,3,2,2, strides
+5,2,2,2,2,2,2). The chain is what a feature cache records, so crops map seconds to frames without the model.
+
+Layers: an encoder built with ``layer="all"`` returns [B, M, L, D] (frames first) and says so in
+``layers`` (L; None for [B, M, D]). ``LayerWeights`` is the trainable part: the SER model owns it and
+sums the L layers with softmax-normalised weights, as SUPERB's weighted-sum protocol.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ class SpeechEncoder(Protocol):
 
     dim: int  # feature width D
     name: str  # recorded in results rows as the front end
+    layers: int | None  # None: features [B, M, D]; L: every layer, [B, M, L, D]
+    frame_kernels: tuple[int, ...]  # the strided windows that make frames (see conv_frames)
+    frame_strides: tuple[int, ...]
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waveforms [B, T_samples] (zero-padded), lengths [B] -> features [B, M, D], frame lengths [B]."""
@@ -37,6 +49,10 @@ class SpeechEncoder(Protocol):
 
     def frames(self, samples: int) -> int:
         """Frames produced for a waveform of ``samples`` samples (maps crop seconds to frames)."""
+        ...
+
+    def describe(self) -> dict:
+        """What a feature cache records to tell this encoder apart from any other (JSON-serialisable)."""
         ...
 
 
@@ -49,6 +65,68 @@ class TextEncoder(Protocol):
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """texts -> features [B, N, D] (zero-padded), token lengths [B]; N >= 1 even for empty text."""
         ...
+
+    def describe(self) -> dict: ...
+
+
+def conv_frames(samples: int, kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Frames out of a chain of unpadded strided windows, ``L <- floor((L - k) / s) + 1`` per window, at least 1.
+
+    wav2vec2's front end gives ``floor((T - 400) / 320) + 1``; inputs shorter than the receptive field
+    are zero-padded to it by the encoders, so they give one frame.
+    """
+    length = samples
+    for kernel, stride in zip(kernels, strides, strict=True):
+        length = (length - kernel) // stride + 1
+        if length < 1:
+            return 1
+    return length
+
+
+def receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Samples that make exactly one frame: the shortest input ``conv_frames`` does not pad."""
+    field = 1
+    for kernel, stride in reversed(list(zip(kernels, strides, strict=True))):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+def parse_layer(value: str | int) -> str | int:
+    """``"last"``, ``"all"`` or a hidden-state index (``"6"`` -> 6); ValueError otherwise."""
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    if value in ("last", "all"):
+        return value
+    raise ValueError(f"expected layer last, all or a hidden-state index (0, 1, ...); got {value!r}")
+
+
+class LayerWeights(nn.Module):
+    """Trainable mix of an encoder's L layers: ``s = sum_l softmax(w)_l (h_l - mu_l) / sigma_l``.
+
+    w starts at zero (equal weights). Each layer is first standardised with the training set's
+    per-layer, per-dimension mean and deviation (buffers, set by ``set_normalization``), so layers
+    of different scale compete on equal terms. [B, M, L, D] -> [B, M, D].
+    """
+
+    def __init__(self, layers: int, dim: int):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"expected layers >= 1, got {layers}")
+        self.weights = nn.Parameter(torch.zeros(layers))
+        self.register_buffer("mean", torch.zeros(layers, dim))
+        self.register_buffer("std", torch.ones(layers, dim))
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Training-set (mean, std) per layer and dimension, [L, D] each; std floored as SERModel's."""
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=1e-5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[2:] != self.mean.shape:
+            raise ValueError(f"expected layered features [B, M, {self.mean.shape[0]}, {self.mean.shape[1]}], "
+                             f"got {tuple(x.shape)}")
+        # [B, M, D]
+        return torch.einsum("bmld,l->bmd", (x - self.mean) / self.std, torch.softmax(self.weights, 0))
 
 
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
@@ -89,6 +167,8 @@ class LogMel(nn.Module):
             raise ValueError(f"expected n_mels >= 1 and n_fft >= hop >= 1; got {n_mels}, {n_fft}, {hop}")
         self.n_fft, self.hop, self.sample_rate, self.dim = n_fft, hop, sample_rate, n_mels
         self.name = f"logmel{n_mels}"
+        self.layers, self.frame_kernels, self.frame_strides = None, (n_fft,), (hop,)
+        self.f_min, self.f_max = f_min, f_max or sample_rate / 2
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         filters = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max or sample_rate / 2)
         self.register_buffer("filters", filters, persistent=False)
@@ -96,6 +176,11 @@ class LogMel(nn.Module):
     def frames(self, samples: int) -> int:
         # Waveforms shorter than one window are zero-padded to one frame.
         return 1 + max(samples - self.n_fft, 0) // self.hop
+
+    def describe(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "layers": None, "n_fft": self.n_fft, "hop": self.hop,
+                "sample_rate": self.sample_rate, "f_min": self.f_min, "f_max": self.f_max,
+                "frame_kernels": list(self.frame_kernels), "frame_strides": list(self.frame_strides)}
 
     @torch.no_grad()
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +209,9 @@ class HashedWords:
             raise ValueError(f"expected dim >= 1, got {dim}")
         self.dim, self.name = dim, f"words{dim}"
 
+    def describe(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "hash": "blake2b-8"}
+
     def vector(self, word: str) -> torch.Tensor:
         # blake2b, not hash(): Python salts str hashes per process, we need the same vector everywhere.
         seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little") >> 1
@@ -141,21 +229,34 @@ class HashedWords:
         return features, lengths
 
 
-SPEECH_ENCODERS = ("logmel",)
-TEXT_ENCODERS = ("none", "words")
+SPEECH_ENCODERS = ("logmel", "hf:NAME_OR_PATH")
+TEXT_ENCODERS = ("none", "words", "hf:NAME_OR_PATH")
 
 
-def speech_encoder(name: str, n_mels: int = 80) -> SpeechEncoder:
-    """A speech front end by name; pretrained encoders join this list in the next issue."""
+def speech_encoder(name: str, n_mels: int = 80, layer: str | int = "last",
+                   device: str | torch.device = "cpu") -> SpeechEncoder:
+    """``logmel``, or ``hf:NAME_OR_PATH`` (a Hugging Face hub name or a local folder) with ``layer``
+    ``"last"``, ``"all"`` or a hidden-state index (see ``model.pretrained``)."""
+    layer = parse_layer(layer)
     if name == "logmel":
+        if layer != "last":
+            raise ValueError(f"logmel has one output; got layer {layer!r} (layers belong to hf: encoders)")
         return LogMel(n_mels=n_mels)
+    if name.startswith("hf:") and len(name) > 3:
+        from model.pretrained import HFSpeech
+
+        return HFSpeech(name[3:], layer=layer, device=device)
     raise ValueError(f"unknown speech encoder {name!r}; known: {', '.join(SPEECH_ENCODERS)}")
 
 
-def text_encoder(name: str, dim: int = 64) -> TextEncoder | None:
-    """A text front end by name, or None for speech only."""
+def text_encoder(name: str, dim: int = 64, device: str | torch.device = "cpu") -> TextEncoder | None:
+    """A text front end by name (``none``, ``words`` or ``hf:NAME_OR_PATH``), or None for speech only."""
     if name == "none":
         return None
     if name == "words":
         return HashedWords(dim)
+    if name.startswith("hf:") and len(name) > 3:
+        from model.pretrained import HFText
+
+        return HFText(name[3:], device=device)
     raise ValueError(f"unknown text encoder {name!r}; known: {', '.join(TEXT_ENCODERS)}")

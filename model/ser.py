@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import mixers
+from model.features import LayerWeights
 
 
 @dataclass
@@ -36,6 +37,7 @@ class SERConfig:
     mixer: str = "sa"
     kernel: str = "auto"  # resolved against the device when the model is built
     speech_dim: int = 80  # D_s, the speech front end's width
+    speech_layers: int | None = None  # L: speech arrives [B, M, L, D_s], mixed by features.LayerWeights
     text_dim: int | None = None  # D_t, or None for speech only
     classes: int = 8
     width: int = 1024  # D: the paper's SSL and BERT-large width
@@ -94,6 +96,8 @@ class SERModel(nn.Module):
         self.register_buffer("speech_mean", torch.zeros(config.speech_dim))
         self.register_buffer("speech_std", torch.ones(config.speech_dim))
         self.speech_proj = nn.Linear(config.speech_dim, D)
+        if config.speech_layers is not None:  # every encoder layer in, a trainable softmax mix out
+            self.layer_weights = LayerWeights(config.speech_layers, config.speech_dim)
         if config.text_dim is not None:
             self.register_buffer("text_mean", torch.zeros(config.text_dim))
             self.register_buffer("text_std", torch.ones(config.text_dim))
@@ -162,6 +166,8 @@ class SERModel(nn.Module):
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, text: torch.Tensor | None = None,
                 text_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """speech [B, M, D_s], speech_lengths [B] (text [B, N, D_t], text_lengths [B]) -> logits [B, C]."""
+        if self.config.speech_layers is not None:  # [B, M, L, D_s] -> [B, M, D_s]
+            speech = self.layer_weights(speech)
         if speech.dim() != 3 or speech.shape[-1] != self.config.speech_dim:
             raise ValueError(f"expected speech features [B, M, {self.config.speech_dim}], "
                              f"got {tuple(speech.shape)}")
