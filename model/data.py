@@ -1,125 +1,66 @@
-"""Corpora behind one interface, audio I/O, and one-line errors for bad input.
+"""Corpora behind one interface, and audio I/O: the one entry point the rest of the project imports.
 
-A corpus is a set of labelled utterances in named splits. Every reader (the manifest CSV here;
-MSP-Podcast and RAVDESS next) yields ``Utterance`` records; training and evaluation see nothing else.
+A corpus is a set of labelled utterances in named splits. Every reader yields ``Utterance`` records
+and counts what it left out, and why, in ``dropped``; training and evaluation see nothing else.
 
-The manifest layout, shared by the synthetic corpus and any user corpus: a CSV with columns
-``path`` (relative to the CSV's folder, or absolute), ``label``, ``split``, and optionally
-``speaker`` and ``transcript``. A ``corpus.json`` beside it may fix the class list and its order
-(``{"classes": [...]}``); without it the classes are the labels found, sorted.
+A corpus is named as ``KIND:PATH`` with optional reader options, ``KIND:PATH?name=value&...``:
 
-A corpus is named on the command line as ``DIR`` (holding ``manifest.csv``) or ``KIND:PATH``
-(``csv:FILE``, ``synthetic:DIR``).
+- ``msp-podcast:ROOT`` (options ``keep=O,X``, ``labels=FILE``): ``model.corpora.msp_podcast``.
+- ``ravdess:ROOT`` (options ``fold=1..5``, ``song=true``): ``model.corpora.ravdess``, with the
+  ResLSTM-SA paper's speaker-independent folds ``RAVDESS_FOLDS``.
+- ``csv:FILE`` (options ``classes=a,b``, ``merge=from:to``): a manifest CSV with columns ``path``,
+  ``label``, ``split`` and optionally ``speaker`` and ``transcript`` (``model.corpora.manifest``).
+- ``synthetic:DIR``, or a bare ``DIR``: the manifest ``bench data synth`` writes, ``DIR/manifest.csv``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import soundfile
 
+from model.corpora.base import Corpus, DataError, ListedCorpus, Utterance
+from model.corpora.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ManifestCorpus, open_manifest, write_manifest
+from model.corpora.msp_podcast import MSP_CLASSES, MSP_SPLITS, MspPodcastCorpus, open_msp_podcast
+from model.corpora.ravdess import RAVDESS_CLASSES, RAVDESS_FOLDS, RavdessCorpus, open_ravdess
+from model.corpora.spec import format_spec, parse_spec
+from model.corpora.summary import audio_seconds, summarize
 from model.features import SAMPLE_RATE
 
-REQUIRED_COLUMNS = ("path", "label", "split")
-OPTIONAL_COLUMNS = ("speaker", "transcript")
+__all__ = ["CORPUS_KINDS", "MSP_CLASSES", "MSP_SPLITS", "OPTIONAL_COLUMNS", "RAVDESS_CLASSES", "RAVDESS_FOLDS",
+           "REQUIRED_COLUMNS", "Corpus", "DataError", "ListedCorpus", "ManifestCorpus", "MspPodcastCorpus",
+           "RavdessCorpus", "Utterance", "audio_seconds", "format_spec", "load_audio", "load_split", "open_corpus",
+           "parse_spec", "summarize", "write_manifest", "write_wav"]
+
+# Kind -> (what its PATH names, reader).
+CORPUS_KINDS: dict[str, tuple[str, Callable[[str, str, dict[str, object]], Corpus]]] = {
+    "msp-podcast": ("ROOT", open_msp_podcast),
+    "ravdess": ("ROOT", open_ravdess),
+    "csv": ("FILE", open_manifest),
+    "synthetic": ("DIR", open_manifest),
+}
 
 
-class DataError(ValueError):
-    """Bad input data; the message is one line naming the file (and row) at fault."""
+def _kinds() -> str:
+    return ", ".join(f"{kind}:{path}" for kind, (path, _) in CORPUS_KINDS.items())
 
 
-@dataclass(frozen=True)
-class Utterance:
-    id: str
-    path: Path
-    label: str
-    split: str
-    speaker: str | None = None
-    transcript: str | None = None
-    source: str = ""  # "manifest.csv row 12", for error messages
+def open_corpus(spec: str | Path, **options: object) -> Corpus:
+    """``KIND:PATH[?name=value&...]`` (or a bare manifest ``DIR``) -> a corpus.
 
-
-class Corpus(Protocol):
-    name: str
-    classes: tuple[str, ...]
-
-    def splits(self) -> tuple[str, ...]: ...
-
-    def utterances(self, split: str) -> list[Utterance]: ...
-
-
-class ManifestCorpus:
-    """A corpus described by a manifest CSV (see the module docstring for the layout)."""
-
-    def __init__(self, manifest: Path):
-        self.manifest = Path(manifest)
-        if not self.manifest.is_file():
-            raise DataError(f"{self.manifest}: no such manifest file")
-        self.name = self.manifest.parent.name or str(self.manifest)
-        meta_path = self.manifest.parent / "corpus.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        self._utterances = list(self._read(meta.get("classes")))
-        labels = sorted({u.label for u in self._utterances})
-        self.classes = tuple(meta["classes"]) if "classes" in meta else tuple(labels)
-        self.sample_rate = int(meta.get("sample_rate", SAMPLE_RATE))
-
-    def _read(self, classes: list[str] | None) -> Iterator[Utterance]:
-        with open(self.manifest, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            found = reader.fieldnames or []
-            missing = [c for c in REQUIRED_COLUMNS if c not in found]
-            if missing:
-                raise DataError(f"{self.manifest}: missing columns {', '.join(missing)} "
-                                f"(expected {', '.join(REQUIRED_COLUMNS)}; found {', '.join(found) or 'none'})")
-            for line, row in enumerate(reader, start=2):
-                source = f"{self.manifest} row {line}"
-                empty = [c for c in REQUIRED_COLUMNS if not (row.get(c) or "").strip()]
-                if empty:
-                    raise DataError(f"{source}: empty {', '.join(empty)}")
-                label = row["label"].strip()
-                if classes is not None and label not in classes:
-                    raise DataError(f"{source}: unknown label {label!r}; known labels: {', '.join(classes)}")
-                path = Path(row["path"].strip())
-                yield Utterance(
-                    id=path.stem, path=path if path.is_absolute() else self.manifest.parent / path,
-                    label=label, split=row["split"].strip(), speaker=(row.get("speaker") or None),
-                    transcript=row.get("transcript"), source=source,
-                )
-
-    def splits(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(u.split for u in self._utterances))
-
-    def utterances(self, split: str) -> list[Utterance]:
-        chosen = [u for u in self._utterances if u.split == split]
-        if not chosen:
-            raise DataError(f"{self.manifest}: split {split!r} has no utterances "
-                            f"(splits present: {', '.join(self.splits()) or 'none'})")
-        return chosen
-
-
-CORPUS_KINDS = ("csv", "synthetic")
-
-
-def open_corpus(spec: str | Path) -> ManifestCorpus:
-    """``DIR``, ``csv:FILE`` or ``synthetic:DIR`` -> a corpus."""
+    Keyword options override those in the string: ``open_corpus("ravdess:/data/RAVDESS", fold=3)``.
+    """
     text = str(spec)
-    kind, sep, rest = text.partition(":")
-    if not sep or len(kind) == 1:  # no kind, or a Windows drive letter
-        kind, rest = "synthetic", text
-    if kind == "csv":
-        return ManifestCorpus(Path(rest))
-    if kind == "synthetic":
-        path = Path(rest)
-        return ManifestCorpus(path / "manifest.csv" if path.is_dir() or not path.suffix else path)
-    raise DataError(f"unknown corpus kind {kind!r} in {text!r}; use DIR or one of "
-                    f"{', '.join(k + ':PATH' for k in CORPUS_KINDS)}")
+    kind, path, given = parse_spec(text)
+    if kind not in CORPUS_KINDS:
+        raise DataError(f"unknown corpus kind {kind!r} in {text!r}; use DIR or one of {_kinds()}")
+    if not Path(path).exists():
+        what = "file" if CORPUS_KINDS[kind][0] == "FILE" else "folder"
+        raise DataError(f"{text}: no such {what} {path} (corpus kinds: {_kinds()})")
+    return CORPUS_KINDS[kind][1](kind, path, {**given, **options})
 
 
 def load_audio(utterance: Utterance, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -160,13 +101,3 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -
     """16-bit PCM WAV, the format corpora ship in."""
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(path, samples, sample_rate, subtype="PCM_16")
-
-
-def write_manifest(path: Path, rows: list[dict[str, str]], classes: tuple[str, ...], **meta) -> None:
-    """The manifest CSV and its ``corpus.json``, written so the reader above reads them back."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS])
-        writer.writeheader()
-        writer.writerows(rows)
-    (path.parent / "corpus.json").write_text(json.dumps({"classes": list(classes), **meta}, indent=2) + "\n")

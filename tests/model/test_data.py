@@ -32,10 +32,15 @@ def test_open_corpus_accepts_dir_and_kinds(tiny_corpus):
         corpus = open_corpus(spec)
         assert len(corpus.utterances("train")) == 32
         assert corpus.utterances("test")[0].transcript
-    with pytest.raises(DataError, match="unknown corpus kind 'msp' .* use DIR or one of csv:PATH, synthetic:PATH"):
+    kinds = "msp-podcast:ROOT, ravdess:ROOT, csv:FILE, synthetic:DIR"
+    with pytest.raises(DataError, match=f"unknown corpus kind 'msp' in 'msp:/nowhere'; use DIR or one of {kinds}$"):
         open_corpus("msp:/nowhere")
-    with pytest.raises(DataError, match="nowhere/manifest.csv: no such manifest file"):
+    with pytest.raises(DataError, match=rf"^/nowhere: no such folder /nowhere \(corpus kinds: {kinds}\)$"):
         open_corpus("/nowhere")
+    with pytest.raises(DataError, match=r"^csv:/no/m.csv: no such file /no/m.csv"):
+        open_corpus("csv:/no/m.csv")
+    with pytest.raises(DataError, match="wav/manifest.csv: no such manifest file"):
+        open_corpus(f"synthetic:{tiny_corpus / 'wav'}")
 
 
 def test_missing_columns_named(tiny_corpus, tmp_path):

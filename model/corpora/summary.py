@@ -1,0 +1,60 @@
+"""What a corpus holds: utterances per split and class, hours of audio, speakers, and what was dropped.
+
+Durations come from each file's header (``soundfile.info``: frames / sample rate), nothing is decoded.
+A file whose header cannot be read counts as ``unreadable`` and adds no duration.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import soundfile
+
+from model.corpora.base import Corpus
+
+
+def audio_seconds(path: Path) -> float | None:
+    """The file's duration from its header, or None if it cannot be read."""
+    try:
+        info = soundfile.info(str(path))
+    except (OSError, RuntimeError, soundfile.LibsndfileError):
+        return None
+    return info.frames / info.samplerate if info.samplerate else None
+
+
+def summarize(corpus: Corpus, on_file: Callable[[], None] | None = None) -> dict:
+    """A JSON-ready summary; ``on_file`` is called after each file's duration is read (progress)."""
+    by_split, hours_by_split, speakers_by_split = {}, {}, {}
+    by_class: Counter[str] = Counter()
+    speakers: set[str] = set()
+    unknown_speaker = unreadable = 0
+    for split in corpus.splits():
+        utterances = corpus.utterances(split)
+        seconds = 0.0
+        for u in utterances:
+            duration = audio_seconds(u.path)
+            unreadable += duration is None
+            seconds += duration or 0.0
+            if on_file is not None:
+                on_file()
+        known = {u.speaker for u in utterances if u.speaker is not None}
+        unknown_speaker += sum(u.speaker is None for u in utterances)
+        by_class.update(u.label for u in utterances)
+        by_split[split], hours_by_split[split], speakers_by_split[split] = len(utterances), seconds / 3600, len(known)
+        speakers |= known
+    return {
+        "corpus": corpus.name, "spec": corpus.spec, "classes": list(corpus.classes),
+        "utterances": sum(by_split.values()), "by_split": by_split,
+        "by_class": {c: by_class.get(c, 0) for c in corpus.classes},
+        "hours": sum(hours_by_split.values()), "hours_by_split": hours_by_split,
+        "speakers": len(speakers), "speakers_by_split": speakers_by_split,
+        "unknown_speaker_utterances": unknown_speaker, "unreadable": unreadable,
+        "dropped": dict(corpus.dropped),
+    }
+
+
+def count_files(corpus: Corpus) -> int:
+    """Utterances over all splits: the total a progress bar counts to."""
+    return sum(len(corpus.utterances(split)) for split in corpus.splits())
