@@ -30,6 +30,8 @@ REGISTRY: dict[str, str] = {
     "fox": "mixers.fox",
     "kda": "mixers.kda",
     "reslstm": "mixers.reslstm",
+    # More mixers from fla, beyond the paper.
+    "gla": "mixers.gla",
 }
 
 AUTO = "auto"
