@@ -19,8 +19,10 @@ mel scale over 50-1100 Hz. Voiced F0 maps to bins 1..256 (clamped into the range
 
 ``WithF0`` wraps any speech encoder: it appends the F0 bin of each of the encoder's frames as one
 more feature column (a float holding an integer), so the bins are cropped, padded and cached with
-the frames they belong to. F0 is measured at each frame's centre: ``j * hop + window / 2`` when the
-encoder states ``hop`` and ``n_fft`` (or ``receptive_field``), else frames spread evenly.
+the frames they belong to; ``speech_encoder("logmel+f0")`` (any encoder name + ``+f0``) builds it.
+F0 is measured at each frame's centre, ``j * hop + field / 2``, from the encoder's chain of strided
+windows (``frame_kernels``, ``frame_strides``: hop = product of strides, field = receptive field).
+Single-layer encoders only: a layered ([B, M, L, D]) encoder has no column to append to.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.features import SAMPLE_RATE, SpeechEncoder
+from model.features import SAMPLE_RATE, SpeechEncoder, receptive_field
 
 F0_MIN, F0_MAX = 50.0, 1100.0  # Hz, the quantiser's range and the tracker's default search range
 F0_BINS = 256  # voiced bins; bin 0 is reserved for unvoiced frames
@@ -106,22 +108,31 @@ def yin(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, centres: np.ndarray
 
 def frame_centres(encoder: SpeechEncoder, samples: int, frames: int) -> np.ndarray:
     """Sample index at the centre of each of ``frames`` frames the encoder made of ``samples`` samples."""
-    hop = getattr(encoder, "hop", None)
-    window = getattr(encoder, "n_fft", None) or getattr(encoder, "receptive_field", None)
-    if hop and window:
-        return np.arange(frames) * int(hop) + int(window) // 2
-    return ((np.arange(frames) + 0.5) * samples / max(frames, 1)).astype(np.int64)
+    kernels, strides = getattr(encoder, "frame_kernels", None), getattr(encoder, "frame_strides", None)
+    if kernels and strides:
+        return np.arange(frames) * int(np.prod(strides)) + receptive_field(tuple(kernels), tuple(strides)) // 2
+    return ((np.arange(frames) + 0.5) * samples / max(frames, 1)).astype(np.int64)  # evenly, if unstated
 
 
 class WithF0:
     """A speech encoder's features with one more column: the quantised F0 bin of each frame."""
 
     def __init__(self, inner: SpeechEncoder, sample_rate: int = SAMPLE_RATE):
-        self.inner, self.sample_rate = inner, sample_rate
-        self.dim, self.name = inner.dim + 1, f"{inner.name}+f0"
+        if getattr(inner, "layers", None) is not None:
+            raise ValueError(f"+f0 needs a single-layer speech encoder; {inner.name} returns "
+                             f"{inner.layers} layers (choose layer last or an index)")
+        self.inner, self.sample_rate, self.threshold = inner, sample_rate, 0.15
+        self.dim, self.name, self.layers = inner.dim + 1, f"{inner.name}+f0", None
+        self.frame_kernels = getattr(inner, "frame_kernels", ())
+        self.frame_strides = getattr(inner, "frame_strides", ())
 
     def frames(self, samples: int) -> int:
         return self.inner.frames(samples)
+
+    def describe(self) -> dict:
+        inner = self.inner.describe() if hasattr(self.inner, "describe") else {"name": self.inner.name}
+        return {**inner, "name": self.name, "dim": self.dim,
+                "f0": {"tracker": "yin", "threshold": self.threshold, "bins": F0_BINS, "hz": [F0_MIN, F0_MAX]}}
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, frames = self.inner.encode(waveforms, lengths)
@@ -129,6 +140,6 @@ class WithF0:
         bins = torch.zeros(features.shape[:2], dtype=features.dtype)
         for b, (length, count) in enumerate(zip(lengths.tolist(), frames.tolist(), strict=True)):
             wave = waveforms[b, :length].double().cpu().numpy()
-            f0 = yin(wave, self.sample_rate, frame_centres(self.inner, length, count))
+            f0 = yin(wave, self.sample_rate, frame_centres(self.inner, length, count), threshold=self.threshold)
             bins[b, :count] = torch.from_numpy(quantise(f0)).to(features.dtype)
         return torch.cat([features, bins[..., None].to(features.device)], dim=-1), frames

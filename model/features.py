@@ -229,15 +229,20 @@ class HashedWords:
         return features, lengths
 
 
-SPEECH_ENCODERS = ("logmel", "hf:NAME_OR_PATH")
+SPEECH_ENCODERS = ("logmel", "hf:NAME_OR_PATH", "NAME+f0")
 TEXT_ENCODERS = ("none", "words", "hf:NAME_OR_PATH")
 
 
 def speech_encoder(name: str, n_mels: int = 80, layer: str | int = "last",
                    device: str | torch.device = "cpu") -> SpeechEncoder:
     """``logmel``, or ``hf:NAME_OR_PATH`` (a Hugging Face hub name or a local folder) with ``layer``
-    ``"last"``, ``"all"`` or a hidden-state index (see ``model.pretrained``)."""
+    ``"last"``, ``"all"`` or a hidden-state index (see ``model.pretrained``). A ``+f0`` suffix appends
+    each frame's quantised F0 bin as one more column (``model.f0.WithF0``)."""
     layer = parse_layer(layer)
+    if name.endswith("+f0") and len(name) > 3:
+        from model.f0 import WithF0
+
+        return WithF0(speech_encoder(name[:-3], n_mels, layer, device))
     if name == "logmel":
         if layer != "last":
             raise ValueError(f"logmel has one output; got layer {layer!r} (layers belong to hf: encoders)")

@@ -18,6 +18,11 @@ mixed together and groups of different lengths separately: every mixer, causal o
 exactly the frames of its own utterance. Pooling masks padded frames to weight exactly 0.
 Input features are standardised with the training set's per-dimension mean and deviation, kept
 as buffers so a checkpoint carries them.
+
+Fusion: ``fusion="concat"`` is the paper's U = [S; E] + mixer stack above; ``fusion="gat"`` keeps the
+projections (and the optional F0 embedding, ``f0=True``: the last speech column holds F0 bins of
+``model.f0``) and replaces everything after them by ``model.systems.gat_fusion.GATFusion``, with
+the same interface, so training and evaluation treat both alike.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from torch import nn
 
 import mixers
 from model.features import LayerWeights
+
+FUSIONS = ("concat", "gat")
+F0_EMBEDDINGS = 257  # bin 0 unvoiced + the 256 voiced bins of model.f0
 
 
 @dataclass
@@ -47,6 +55,9 @@ class SERConfig:
     depth: int | None = None  # None: chosen to meet `budget`
     budget: int = 20_000_000  # trainable parameters, the paper's ~20M
     mixer_options: dict = field(default_factory=dict)
+    fusion: str = "concat"  # concat: U = [S; E] + mixer stack (the paper); gat: model.systems.gat_fusion
+    gat_window: int | None = None  # gat: neighbours within +-window steps; None: every step of the utterance
+    f0: bool = False  # the last speech column is a quantised F0 bin (model.f0.WithF0), embedded, not projected
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,15 +104,25 @@ class SERModel(nn.Module):
             raise ValueError(f"expected depth >= 0, got {depth}")
         self.config, self.depth = config, depth
         D = config.width
-        self.register_buffer("speech_mean", torch.zeros(config.speech_dim))
-        self.register_buffer("speech_std", torch.ones(config.speech_dim))
-        self.speech_proj = nn.Linear(config.speech_dim, D)
+        if config.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {config.fusion!r}; fusions: {', '.join(FUSIONS)}")
+        features = config.speech_dim - int(config.f0)  # the F0 column is embedded, not standardised
+        self.register_buffer("speech_mean", torch.zeros(features))
+        self.register_buffer("speech_std", torch.ones(features))
+        self.speech_proj = nn.Linear(features, D)
+        if config.f0:
+            self.f0_embedding = nn.Embedding(F0_EMBEDDINGS, D)
         if config.speech_layers is not None:  # every encoder layer in, a trainable softmax mix out
             self.layer_weights = LayerWeights(config.speech_layers, config.speech_dim)
         if config.text_dim is not None:
             self.register_buffer("text_mean", torch.zeros(config.text_dim))
             self.register_buffer("text_std", torch.ones(config.text_dim))
             self.text_proj = nn.Linear(config.text_dim, D)
+        if config.fusion == "gat":
+            from model.systems.gat_fusion import GATFusion  # it builds on this module's blocks
+
+            self.fusion = GATFusion(config, depth, device)
+            return
         self.blocks = nn.ModuleList(Block(config, device) for _ in range(depth))
         self.norm = nn.LayerNorm(D)
         self.pool = AttentionPooling(D)
@@ -110,13 +131,16 @@ class SERModel(nn.Module):
 
     @property
     def kernel(self) -> str:
+        if self.config.fusion == "gat":
+            return self.fusion.kernel
         return self.blocks[0].mixer.kernel if len(self.blocks) else self.config.kernel
 
     def set_normalization(self, speech: tuple[torch.Tensor, torch.Tensor],
                           text: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """Per-dimension (mean, std) of the training set's features; std floored to avoid division by 0."""
-        self.speech_mean.copy_(speech[0])
-        self.speech_std.copy_(speech[1].clamp(min=1e-5))
+        features = self.speech_mean.shape[0]  # stats of an F0 column, if any, are dropped
+        self.speech_mean.copy_(speech[0][:features])
+        self.speech_std.copy_(speech[1][:features].clamp(min=1e-5))
         if text is not None:
             self.text_mean.copy_(text[0])
             self.text_std.copy_(text[1].clamp(min=1e-5))
@@ -124,17 +148,12 @@ class SERModel(nn.Module):
     def fuse(self, speech: torch.Tensor, speech_lengths: torch.Tensor, text: torch.Tensor | None = None,
              text_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """U = [S; E], packed per utterance: its M_b speech frames, its N_b tokens, then padding."""
-        # [B, M, D]
-        s = self.speech_proj((speech - self.speech_mean) / self.speech_std)
-        if (text is None) != (text_lengths is None) or (text is None) != (self.config.text_dim is None):
-            raise ValueError(f"this model expects text features: {self.config.text_dim is not None}; "
-                             f"got text={text is not None}, text_lengths={text_lengths is not None}")
+        # [B, M, D], [B, N, D]
+        s, e = self.project(speech, text, text_lengths)
         if text is None:
             lengths = speech_lengths
             u = s[:, : int(lengths.max())]
         else:
-            # [B, N, D]
-            e = self.text_proj((text - self.text_mean) / self.text_std)
             lengths = speech_lengths + text_lengths
             M = s.shape[1]
             # [1, L] -> [B, L]: position l of utterance b reads speech frame l, or token l - M_b
@@ -145,23 +164,24 @@ class SERModel(nn.Module):
         mask = torch.arange(u.shape[1], device=u.device)[None] < lengths[:, None]
         return u.masked_fill(~mask[..., None], 0.0), lengths
 
+    def project(self, speech: torch.Tensor, text: torch.Tensor | None = None,
+                text_lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-modality projections of the standardised features, plus the F0 embedding on speech frames."""
+        if (text is None) != (text_lengths is None) or (text is None) != (self.config.text_dim is None):
+            raise ValueError(f"this model expects text features: {self.config.text_dim is not None}; "
+                             f"got text={text is not None}, text_lengths={text_lengths is not None}")
+        features = self.speech_mean.shape[0]
+        # [B, M, D]
+        s = self.speech_proj((speech[..., :features] - self.speech_mean) / self.speech_std)
+        if self.config.f0:  # bins 0..256 as floats; padding may hold anything, hence the clamp
+            s = s + self.f0_embedding(speech[..., features].round().long().clamp(0, F0_EMBEDDINGS - 1))
+        # [B, N, D]
+        e = None if text is None else self.text_proj((text - self.text_mean) / self.text_std)
+        return s, e
+
     def mix(self, u: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The mixer stack, run on each group of equal-length utterances unpadded (see module docstring)."""
-        B, L, D = u.shape
-        if bool((lengths == L).all()):
-            h = u
-            for block in self.blocks:
-                h = block(h)
-            return self.norm(h)
-        out = u.new_zeros(B, L, D)
-        for length in lengths.unique().tolist():
-            rows = (lengths == length).nonzero().squeeze(1)
-            # [B_g, length, D]
-            h = u[rows, :length]
-            for block in self.blocks:
-                h = block(h)
-            out = out.index_put((rows,), nn.functional.pad(self.norm(h), (0, 0, 0, L - length)))
-        return out
+        return mix_groups(self.blocks, self.norm, u, lengths)
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor, text: torch.Tensor | None = None,
                 text_lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -173,11 +193,33 @@ class SERModel(nn.Module):
                              f"got {tuple(speech.shape)}")
         if bool((speech_lengths < 1).any()) or int(speech_lengths.max()) > speech.shape[1]:
             raise ValueError(f"speech lengths must lie in [1, {speech.shape[1]}]; got {speech_lengths.tolist()}")
+        if self.config.fusion == "gat":
+            s, e = self.project(speech, text, text_lengths)
+            return self.fusion(s, speech_lengths, e, text_lengths)
         u, lengths = self.fuse(speech, speech_lengths, text, text_lengths)
         h = self.mix(u, lengths)
         mask = torch.arange(h.shape[1], device=h.device)[None] < lengths[:, None]
         c, _ = self.pool(h, mask)
         return self.head(c)
+
+
+def mix_groups(blocks: nn.ModuleList, norm: nn.Module, u: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``norm(blocks(u))`` on each group of equal-length sequences, unpadded; padding rows out are 0."""
+    B, L, D = u.shape
+    if bool((lengths == L).all()):
+        h = u
+        for block in blocks:
+            h = block(h)
+        return norm(h)
+    out = u.new_zeros(B, L, D)
+    for length in lengths.unique().tolist():
+        rows = (lengths == length).nonzero().squeeze(1)
+        # [B_g, length, D]
+        h = u[rows, :length]
+        for block in blocks:
+            h = block(h)
+        out = out.index_put((rows,), nn.functional.pad(norm(h), (0, 0, 0, L - length)))
+    return out
 
 
 def trainable(module: nn.Module) -> int:
@@ -187,8 +229,8 @@ def trainable(module: nn.Module) -> int:
 def choose_depth(config: SERConfig, device: str | torch.device | None = None) -> int:
     """The depth >= 1 whose trainable-parameter count comes closest to ``config.budget`` (ties: shallower).
 
-    Counts are exact: the model without blocks and one block are built and counted, so any mixer's
-    own parameterisation is measured, not assumed. They are built on the meta device: no memory, no
+    Counts are exact: the model at depth 0 and at depth 1 are built and counted, so any mixer's (and
+    fusion's) own parameterisation is measured, not assumed. They are built on the meta device: no memory, no
     random draws, so the global RNG is left as it was.
     """
     if config.depth is not None:
@@ -199,7 +241,7 @@ def choose_depth(config: SERConfig, device: str | torch.device | None = None) ->
         raise ValueError(f"expected a positive parameter budget, got {config.budget}")
     with torch.device("meta"):
         fixed = trainable(SERModel(config, depth=0, device=device))
-        per_block = trainable(Block(config, device=device))
+        per_block = trainable(SERModel(config, depth=1, device=device)) - fixed
     below = max(1, (config.budget - fixed) // per_block)
     candidates = (below, below + 1)
     return min(candidates, key=lambda d: (abs(fixed + d * per_block - config.budget), d))
