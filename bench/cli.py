@@ -10,7 +10,9 @@ from bench.commands.plot import plot
 from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
+from model.cache_commands import features_app
 from model.commands import data_app, evaluate, train
+from model.systems_commands import reslstm_sa
 
 app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,7 +24,9 @@ app.command("plot")(plot)
 app.command("compare")(compare)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+app.command("reslstm-sa")(reslstm_sa)
 app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
 
 if __name__ == "__main__":
     app()
