@@ -1,4 +1,4 @@
-"""``bench train``, ``bench evaluate`` and ``bench data synth``: the model package's commands.
+"""``bench train``, ``bench evaluate``, ``bench data synth`` and ``bench data summary``: the model package's commands.
 
 ``bench/cli.py`` composes them (``app.command("train")(train)``, ``app.command("evaluate")(evaluate)``,
 ``app.add_typer(data_app, name="data")``); ``python -m model`` composes the same functions, which is
@@ -8,6 +8,7 @@ what ``torchrun`` launches for data-parallel training.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,7 +19,8 @@ from rich.table import Table
 
 RESULTS = Path("results") / "accuracy.jsonl"
 
-Corpus = Annotated[str | None, typer.Option(help="DIR with manifest.csv, or KIND:PATH (csv:FILE, synthetic:DIR).")]
+Corpus = Annotated[str | None, typer.Option(help="KIND:PATH[?option=value&...]: msp-podcast:ROOT, ravdess:ROOT "
+                                             "(?fold=1..5), csv:FILE, synthetic:DIR; or a DIR with manifest.csv.")]
 Results = Annotated[Path, typer.Option(help="JSON-lines results file that accuracy rows are appended to.")]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N. Default: cuda when present, else cpu.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad-audio", help="Skip unreadable audio files (and count them) "
@@ -62,7 +64,13 @@ def train(
     depth: Annotated[int | None, typer.Option(help="Mixer blocks; overrides the budget.")] = None,
     ffn: Annotated[int | None, typer.Option(help="Feed-forward sublayer after each mixer, as a multiple "
                                             "of the width; 0: none (default).")] = None,
-    text_encoder: Annotated[str | None, typer.Option(help="Text front end: none or words.")] = None,
+    speech_encoder: Annotated[str | None, typer.Option(help="Speech front end: logmel, or hf:NAME_OR_PATH (a "
+                                                       "Hugging Face hub name or local folder, frozen).")] = None,
+    layer: Annotated[str | None, typer.Option(help="Speech layer: last, all (learned weighted sum) or a hidden-"
+                                              "state index; default last, or the cache's.")] = None,
+    text_encoder: Annotated[str | None, typer.Option(help="Text front end: none, words or hf:NAME_OR_PATH.")] = None,
+    features: Annotated[str | None, typer.Option(help="A feature cache (bench features extract) to read instead of "
+                                                 "encoding; it fixes the corpus and encoders.")] = None,
     eval_batch_size: Annotated[int | None, typer.Option(help="Evaluation batch (paper: 1; larger gives the "
                                                         "same predictions, faster).")] = None,
     device: Device = None,
@@ -81,7 +89,7 @@ def train(
     overrides = dict(epochs=epochs, crop_seconds=crop_seconds, batch_size=batch_size, lr=lr, patience=patience,
                      class_weighted=class_weighted, seed=seed, width=width, heads=heads, dropout=dropout,
                      budget=budget, depth=depth, ffn=ffn, text_encoder=text_encoder, eval_batch_size=eval_batch_size,
-                     threads=threads)
+                     threads=threads, speech_encoder=speech_encoder, speech_layer=layer, features=features)
     try:
         if resume:
             given = [k for k, v in {**overrides, "corpus": corpus, "device": device}.items() if v is not None]
@@ -92,8 +100,11 @@ def train(
                 _fail(f"nothing to resume: {out} has no config.json")
             config = TrainConfig(**json.loads((out / "config.json").read_text())["train"])
         else:
-            if corpus is None:
-                _fail("--corpus is required (DIR, csv:FILE or synthetic:DIR)")
+            if corpus is None and features is None:
+                _fail("--corpus is required (msp-podcast:ROOT, ravdess:ROOT, csv:FILE, synthetic:DIR or DIR), "
+                      "or --features CACHE")
+            if corpus is not None and features is not None:
+                _fail("--features CACHE fixes the corpus; drop --corpus")
             overrides.update(device=_device(device), skip_bad_audio=skip_bad_audio)
             config = resolve_config(corpus, mixer, preset, **overrides)
         console = Console()
@@ -157,8 +168,63 @@ def synth(
     console.print(f"{utterances} utterances -> {manifest}")
 
 
-data_app = typer.Typer(help="Corpora: make synthetic ones.", no_args_is_help=True)
+class SummaryFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def summary(
+    corpus: Annotated[str, typer.Argument(help="KIND:PATH[?option=value&...]: msp-podcast:ROOT, ravdess:ROOT, "
+                                          "csv:FILE, synthetic:DIR (or a DIR holding manifest.csv).")],
+    fmt: Annotated[SummaryFormat, typer.Option("--format", help="table (rich) or json.")] = SummaryFormat.table,
+    fold: Annotated[int | None, typer.Option(help="RAVDESS fold 1-5 (the ResLSTM-SA paper's actor splits).")] = None,
+) -> None:
+    """Utterances per split and class, hours of audio, speakers, and what was dropped and why.
+
+    Example: bench data summary ravdess:data/RAVDESS --fold 2 --format json
+    """
+    from model.corpora.summary import count_files
+    from model.data import open_corpus, summarize
+
+    try:
+        source = open_corpus(corpus, **({} if fold is None else {"fold": fold}))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("reading durations", total=count_files(source))
+            result = summarize(source, on_file=lambda: bar.advance(task))
+    except ValueError as error:
+        _fail(str(error))
+    if fmt == SummaryFormat.json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    console = Console()
+    for table in _summary_tables(result):
+        console.print(table)
+
+
+def _summary_tables(s: dict) -> list[Table]:
+    """Utterances, hours, speakers and each class's count per split (columns), with a total; then drops."""
+    splits = Table(title=f"{s['corpus']}: {s['spec']}")
+    for column in ("", *s["by_split"], "total"):
+        splits.add_column(column, justify="left" if not column else "right")
+    rows = [("utterances", s["by_split"], s["utterances"]),
+            ("hours", {k: f"{h:.3f}" for k, h in s["hours_by_split"].items()}, f"{s['hours']:.3f}"),
+            ("speakers", s["speakers_by_split"], s["speakers"])]
+    rows += [(c, {k: counts[c] for k, counts in s["by_split_class"].items()}, s["by_class"][c]) for c in s["classes"]]
+    for i, (name, per_split, total) in enumerate(rows):
+        splits.add_row(name, *[str(v) for v in per_split.values()], str(total), end_section=i == 2)
+    dropped = Table(title=f"dropped: {sum(s['dropped'].values())}; unknown speaker: "
+                          f"{s['unknown_speaker_utterances']}; unreadable audio: {s['unreadable']}")
+    dropped.add_column("reason")
+    dropped.add_column("count", justify="right")
+    for reason, n in s["dropped"].items():
+        dropped.add_row(reason, str(n))
+    return [splits, dropped]
+
+
+data_app = typer.Typer(help="Corpora: summarize them, make synthetic ones.", no_args_is_help=True)
 data_app.command("synth")(synth)
+data_app.command("summary")(summary)
 
 
 def _progress(console: Console, metrics: bool = True) -> Progress:

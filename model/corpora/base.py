@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+VALIDATION_NAMES = {"development", "validation"}
+
 
 class DataError(ValueError):
     """Bad input data; the message is one line naming the file (and row) at fault."""
@@ -50,9 +52,12 @@ class ListedCorpus:
         return tuple(self._by_split)
 
     def utterances(self, split: str) -> list[Utterance]:
-        """The split's utterances; ``split`` matches case-insensitively (``Test1`` finds ``test1``)."""
+        """The split's utterances. ``split`` matches case-insensitively (``Test1`` finds ``test1``), and
+        ``development`` and ``validation`` name the same split, so training's default split names
+        find RAVDESS's validation actors."""
+        wanted = {split.casefold()} | (VALIDATION_NAMES if split.casefold() in VALIDATION_NAMES else set())
         found = self._by_split.get(split) or next(
-            (group for name, group in self._by_split.items() if name.casefold() == split.casefold()), None)
+            (group for name, group in self._by_split.items() if name.casefold() in wanted), None)
         if not found:
             raise DataError(f"{self.where}: split {split!r} has no utterances "
                             f"(splits present: {', '.join(self.splits()) or 'none'})")

@@ -78,7 +78,7 @@ class ManifestCorpus(ListedCorpus):
 
 def open_manifest(kind: str, path: str, options: dict[str, object]) -> ManifestCorpus:
     """``csv:FILE`` or ``synthetic:DIR`` (``DIR/manifest.csv``) with the options above."""
-    check_options(f"{kind}:", options, OPTIONS)
+    check_options(kind, options, OPTIONS)
     target = Path(path)
     if kind == "synthetic" and (target.is_dir() or not target.suffix):
         target = target / "manifest.csv"

@@ -123,6 +123,6 @@ class MspPodcastCorpus(ListedCorpus):
 
 def open_msp_podcast(kind: str, path: str, options: dict[str, object]) -> MspPodcastCorpus:
     """``msp-podcast:ROOT`` with options ``keep`` (O, X or O,X) and ``labels`` (a CSV relative to ROOT)."""
-    check_options("msp-podcast:", options, OPTIONS)
+    check_options("msp-podcast", options, OPTIONS)
     keep = list_option(options.get("keep", ()))
     return MspPodcastCorpus(Path(path), keep, Path(str(options.get("labels", LABELS))))

@@ -103,6 +103,6 @@ class RavdessCorpus(ListedCorpus):
 
 def open_ravdess(kind: str, path: str, options: dict[str, object]) -> RavdessCorpus:
     """``ravdess:ROOT`` with options ``fold`` (1..5, default 1) and ``song`` (default false)."""
-    check_options("ravdess:", options, OPTIONS)
-    fold = int_option("ravdess:", "fold", options.get("fold", 1), 1, len(RAVDESS_FOLDS))
-    return RavdessCorpus(Path(path), fold, bool_option("ravdess:", "song", options.get("song", False)))
+    check_options("ravdess", options, OPTIONS)
+    fold = int_option("ravdess", "fold", options.get("fold", 1), 1, len(RAVDESS_FOLDS))
+    return RavdessCorpus(Path(path), fold, bool_option("ravdess", "song", options.get("song", False)))

@@ -26,7 +26,7 @@ def audio_seconds(path: Path) -> float | None:
 
 def summarize(corpus: Corpus, on_file: Callable[[], None] | None = None) -> dict:
     """A JSON-ready summary; ``on_file`` is called after each file's duration is read (progress)."""
-    by_split, hours_by_split, speakers_by_split = {}, {}, {}
+    by_split, hours_by_split, speakers_by_split, by_split_class = {}, {}, {}, {}
     by_class: Counter[str] = Counter()
     speakers: set[str] = set()
     unknown_speaker = unreadable = 0
@@ -41,13 +41,15 @@ def summarize(corpus: Corpus, on_file: Callable[[], None] | None = None) -> dict
                 on_file()
         known = {u.speaker for u in utterances if u.speaker is not None}
         unknown_speaker += sum(u.speaker is None for u in utterances)
-        by_class.update(u.label for u in utterances)
+        counts = Counter(u.label for u in utterances)
+        by_class.update(counts)
+        by_split_class[split] = {c: counts.get(c, 0) for c in corpus.classes}
         by_split[split], hours_by_split[split], speakers_by_split[split] = len(utterances), seconds / 3600, len(known)
         speakers |= known
     return {
         "corpus": corpus.name, "spec": corpus.spec, "classes": list(corpus.classes),
         "utterances": sum(by_split.values()), "by_split": by_split,
-        "by_class": {c: by_class.get(c, 0) for c in corpus.classes},
+        "by_class": {c: by_class.get(c, 0) for c in corpus.classes}, "by_split_class": by_split_class,
         "hours": sum(hours_by_split.values()), "hours_by_split": hours_by_split,
         "speakers": len(speakers), "speakers_by_split": speakers_by_split,
         "unknown_speaker_utterances": unknown_speaker, "unreadable": unreadable,

@@ -95,3 +95,34 @@ def test_other_rates_and_stereo_become_16k_mono(tmp_path):
     # The resampled tone keeps its frequency and amplitude (away from the filter's edge effects).
     reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)
     assert np.abs(samples[1000:-1000] - reference[1000:-1000]).max() < 1e-2
+
+
+def _iemocap_like(tmp_path):
+    """A manifest as one would write for IEMOCAP: more labels than the 4 classes used, speakers, transcripts."""
+    rows = [("a.wav", "neu", "train", "Ses01F", "Hello."), ("b.wav", "exc", "train", "Ses01M", ""),
+            ("c.wav", "hap", "test", "", "Great!"), ("d.wav", "fru", "train", "Ses02F", "Ugh."),
+            ("e.wav", "ang", "test", "Ses05M", "No."), ("f.wav", "sad", "train", "Ses01F", "Oh."),
+            ("g.wav", "fru", "test", "Ses05F", "Hm."), ("h.wav", "xxx", "train", "Ses02M", "")]
+    lines = ["path,label,split,speaker,transcript", *(",".join(r) for r in rows)]
+    (tmp_path / "iemocap.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "iemocap.csv"
+
+
+def test_manifest_class_subset_and_merge(tmp_path):
+    manifest = _iemocap_like(tmp_path)
+    corpus = open_corpus(f"csv:{manifest}?classes=neu,hap,ang,sad&merge=exc:hap")
+    assert corpus.classes == ("neu", "hap", "ang", "sad")
+    assert corpus.dropped == {"label 'fru' not in classes": 2, "label 'xxx' not in classes": 1}
+    train = {u.id: u for u in corpus.utterances("train")}
+    assert sorted(train) == ["a", "b", "f"] and train["b"].label == "hap"  # excited merged into happy
+    assert train["b"].transcript is None and train["a"].transcript == "Hello."
+    test = {u.id: u for u in corpus.utterances("test")}
+    assert test["c"].speaker is None and test["e"].speaker == "Ses05M"
+    assert corpus.spec == f"csv:{manifest}?classes=neu,hap,ang,sad&merge=exc:hap"
+    assert [u.id for u in open_corpus(corpus.spec).utterances("train")] == ["a", "b", "f"]
+    plain = open_corpus(f"csv:{manifest}")  # no options: every label, sorted, nothing dropped
+    assert plain.classes == ("ang", "exc", "fru", "hap", "neu", "sad", "xxx") and plain.dropped == {}
+    with pytest.raises(DataError, match="^csv: option merge expects FROM:TO pairs joined by commas, got 'exc'$"):
+        open_corpus(f"csv:{manifest}?merge=exc")
+    with pytest.raises(DataError, match="^csv: unknown option 'fold'; options: classes, merge$"):
+        open_corpus(f"csv:{manifest}", fold=1)
