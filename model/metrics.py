@@ -80,6 +80,7 @@ class AccuracyRow:
     best_epoch: int
     run_dir: str
     device: str
+    fusion: str = "concat"  # concat: the paper's U = [S; E] + mixer stack; gat: model.systems.gat_fusion
     host: str = field(default_factory=socket.gethostname)
     timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     kind: str = "accuracy"
