@@ -19,7 +19,10 @@ HOP = 320
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
-MODES = ("forward",)
+MODES = ("forward", "train", "stream")
+"""``forward``: one inference call. ``train``: forward + backward of a scalar loss (+ AdamW step when
+asked). ``stream``: one recurrent step after T frames of context (``bench.modes``)."""
+COMBINES = ("sum", "concat")
 
 
 def frames(seconds: float) -> int:
@@ -50,6 +53,41 @@ class Case:
     heads: int
     device: str
     mode: str = "forward"
+    compile: bool = False
+    """Mixer wrapped in ``torch.compile`` (default inductor backend)."""
+    cuda_graphs: bool = False
+    """The cell's call captured once in a CUDA graph and replayed."""
+    bidirectional: bool = False
+    """Forward mixer plus a second one on the reversed sequence (``mixers.bidirectional``)."""
+    combine: str | None = None
+    """How a bidirectional cell joins its two directions (``sum`` or ``concat``); None otherwise."""
+    causal: bool | None = None
+    """Whether output t depends only on inputs up to t. None resolves to the mixer's own: the
+    recurrent mixers are causal, SA is not (causal in ``stream`` mode, a KV cache), a
+    bidirectional cell never is."""
+    optimizer_step: bool = False
+    """``train`` mode only: an AdamW step after the backward pass, inside the timed call."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            _bad(f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
+        if self.bidirectional and self.combine is None:
+            object.__setattr__(self, "combine", "sum")
+        if not self.bidirectional and self.combine is not None:
+            object.__setattr__(self, "combine", None)
+        if self.combine is not None and self.combine not in COMBINES:
+            _bad(f"unknown combine {self.combine!r}; choose from {', '.join(COMBINES)}")
+        if self.mode != "train" and self.optimizer_step:
+            _bad(f"--optimizer-step needs mode 'train', got mode {self.mode!r}")
+        natural = default_causal(self.mixer, self.mode, self.bidirectional)
+        if self.causal is None:
+            object.__setattr__(self, "causal", natural)
+        elif self.causal != natural and (self.mixer != "sa" or self.bidirectional or self.mode == "stream"):
+            _bad(f"{self.spec} in mode {self.mode}{' bidirectional' if self.bidirectional else ''} is "
+                 f"{'causal' if natural else 'not causal'} by construction; causal={self.causal} applies "
+                 "to softmax attention alone")
+        if self.mode == "stream" and self.bidirectional:
+            _bad("stream mode steps a causal recurrence; a bidirectional cell has none")
 
     @property
     def frames(self) -> int:
@@ -62,11 +100,35 @@ class Case:
     @property
     def key(self) -> tuple:
         return (self.mixer, self.kernel, float(self.seconds), self.dtype, self.batch,
-                self.hidden, self.heads, self.device, self.mode)
+                self.hidden, self.heads, self.device, self.mode, self.compile, self.cuda_graphs,
+                self.bidirectional, self.combine, self.causal, self.optimizer_step)
+
+    @property
+    def settings(self) -> str:
+        """The non-geometry axes as in ids: ``forward``, ``train+adamw-causal-compile-bidir:sum``."""
+        parts = [self.mode + ("+adamw" if self.optimizer_step else "")]
+        parts.append("causal" if self.causal else "noncausal")
+        if self.compile:
+            parts.append("compile")
+        if self.cuda_graphs:
+            parts.append("graphs")
+        if self.bidirectional:
+            parts.append(f"bidir:{self.combine}")
+        return "-".join(parts)
 
     @property
     def id(self) -> str:
-        return f"{self.spec}-{self.seconds:g}s-{self.dtype}-B{self.batch}-D{self.hidden}-H{self.heads}-{self.mode}"
+        return f"{self.spec}-{self.seconds:g}s-{self.dtype}-B{self.batch}-D{self.hidden}-H{self.heads}-{self.settings}"
+
+
+def default_causal(mixer: str, mode: str = "forward", bidirectional: bool = False) -> bool:
+    """A cell's causality when nobody asks: recurrent mixers are causal; SA attends to the whole
+    utterance at inference and training, and causally over its KV cache when streaming."""
+    if bidirectional:
+        return False
+    if mixer == "sa":
+        return mode == "stream"
+    return True
 
 
 def default_mixers() -> tuple[str, ...]:
@@ -89,6 +151,13 @@ class Sweep:
     dtypes: tuple[str, ...] = ("fp32",)
     batches: tuple[int, ...] = (1,)
     modes: tuple[str, ...] = ("forward",)
+    compile: bool = False
+    cuda_graphs: bool = False
+    bidirectional: bool = False
+    combine: str = "sum"
+    causal: bool | None = None
+    """Softmax attention's mask; None keeps each cell's default (``default_causal``)."""
+    optimizer_step: bool = False
     hidden: int = 1024
     heads: int = 4
     device: str = "cpu"
@@ -109,6 +178,18 @@ class Sweep:
         for m in self.modes:
             if m not in MODES:
                 _bad(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
+        if self.combine not in COMBINES:
+            _bad(f"unknown combine {self.combine!r}; choose from {', '.join(COMBINES)}")
+        if self.optimizer_step and "train" not in self.modes:
+            _bad("--optimizer-step needs --mode train")
+        if self.cuda_graphs and not self.device.startswith("cuda"):
+            _bad("--cuda-graphs captures CUDA graphs and needs --device cuda")
+        if self.bidirectional and "stream" in self.modes:
+            _bad("stream mode steps a causal recurrence; --bidirectional has none")
+        if self.causal is False and "stream" in self.modes:
+            _bad("stream mode is causal by construction (a KV cache for SA); drop --no-causal")
+        if self.causal and self.bidirectional:
+            _bad("--causal and --bidirectional contradict each other: a bidirectional cell sees the future")
         for d in self.dtypes:
             dtype_name(d)
         if self.hidden < 1 or self.heads < 1 or self.hidden % self.heads:
@@ -131,8 +212,15 @@ class Sweep:
                     for batch in self.batches:
                         for seconds in self.seconds:
                             out.append(Case(name, kernel, float(seconds), dtype_name(dtype), batch,
-                                            self.hidden, self.heads, self.device, mode))
+                                            self.hidden, self.heads, self.device, mode, **self._options(name, mode)))
         return out
+
+    def _options(self, mixer: str, mode: str) -> dict:
+        """The per-case settings; ``causal`` reaches softmax attention only (the others have no mask)."""
+        return dict(compile=self.compile, cuda_graphs=self.cuda_graphs, bidirectional=self.bidirectional,
+                    combine=self.combine if self.bidirectional else None,
+                    causal=self.causal if mixer == "sa" and mode != "stream" else None,
+                    optimizer_step=self.optimizer_step and mode == "train")
 
 
 def _bad(message: str):

@@ -1,7 +1,8 @@
-"""Measure one cell in the current process: build the mixer, warm up, time, then probe memory.
+"""Measure one cell in the current process: build the mixer, then measure it in the case's mode.
 
-Order matters: warm-up (and any autotuning or compilation) happens inside ``time_call`` before
-the timed repetitions, and the memory probe runs after timing, so neither sees one-off costs.
+Order matters (``bench.modes.probe``): warm-up (and any autotuning or compilation) happens inside
+``time_call`` before the timed repetitions, and the memory probe runs after timing, so neither
+sees one-off costs.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import time
 
 import torch
 
-import mixers
-from bench.cases import DTYPES, Case
-from bench.memory import peak_memory, tensor_bytes
+from bench import modes
+from bench.cases import Case
+from bench.modes.cell import build_module, predict
 from bench.results import Row
-from bench.timing import time_call
+from mixers.cost import Cost
 
 
 def measure_cell(case: Case, min_reps: int = 10, budget_s: float = 1.0) -> Row:
@@ -31,27 +32,16 @@ def measure_cell(case: Case, min_reps: int = 10, budget_s: float = 1.0) -> Row:
 
 
 def _measure(case: Case, min_reps: int, budget_s: float) -> Row:
-    device, dtype = torch.device(case.device), DTYPES[case.dtype]
-    module = mixers.build(case.mixer, case.hidden, case.heads, kernel=case.kernel, device=device)
-    module = module.to(device=device, dtype=dtype).eval()
-    x = torch.randn(case.batch, case.frames, case.hidden, device=device, dtype=dtype)
-    predicted = mixers.cost(case.mixer, case.frames, case.hidden, case.heads, case.batch,
-                            x.element_size(), case.kernel)
+    """Build the cell's mixer, measure it in its mode (``bench.modes``), store the prediction beside."""
+    module = build_module(case)
+    fields = modes.run(case, module, min_reps, budget_s)
+    return Row.for_case(case, "ok", **fields, **prediction_fields(predict(case)))
 
-    def call():
-        return module(x)
 
-    with torch.inference_mode():
-        timing = time_call(call, device, budget_s=budget_s, min_reps=min_reps)
-        memory = peak_memory(call, device, baseline_bytes=tensor_bytes(module, x))
-    return Row.for_case(
-        case, "ok",
-        median_ms=timing.median_ms, p20_ms=timing.p20_ms, p80_ms=timing.p80_ms, min_ms=timing.min_ms,
-        n=timing.n, warmup=timing.warmup, warmup_ms=timing.warmup_ms,
-        peak_bytes=memory.total_bytes, peak_above_bytes=memory.above_bytes, memory_method=memory.method,
-        predicted_activation_bytes=predicted.activation_bytes, predicted_flops=predicted.flops,
-        predicted_state_bytes=predicted.state_bytes, weight_bytes=predicted.weight_bytes,
-    )
+def prediction_fields(predicted: Cost) -> dict:
+    return dict(predicted_activation_bytes=predicted.activation_bytes, predicted_flops=predicted.flops,
+                predicted_state_bytes=predicted.state_bytes, weight_bytes=predicted.weight_bytes,
+                predicted_train_bytes=predicted.train_bytes)
 
 
 def classify_failure(error: BaseException) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.cases import Case
+from bench.cases import Case, default_causal
 
 STATUSES = ("ok", "oom", "timeout", "error", "skipped")
 
@@ -34,6 +34,12 @@ class Row:
     device: str
     mode: str
     status: str
+    compile: bool = False
+    cuda_graphs: bool = False
+    bidirectional: bool = False
+    combine: str | None = None
+    causal: bool | None = None
+    optimizer_step: bool = False
     message: str | None = None
     median_ms: float | None = None
     p20_ms: float | None = None
@@ -49,6 +55,14 @@ class Row:
     predicted_flops: float | None = None
     predicted_state_bytes: int | None = None
     weight_bytes: int | None = None
+    predicted_train_bytes: int | None = None
+    """``train`` mode: the cost model's peak above weights and input (saved activations + backward)."""
+    state_bytes: int | None = None
+    """``stream`` mode: measured recurrent-state bytes after T frames (SA: its KV cache)."""
+    sdpa_backend: str | None = None
+    """SA ``sdpa``: the kernel PyTorch ran (flash, efficient, cudnn, math), from a profiler trace."""
+    procedure: str | None = None
+    """What the timed call does, in words (loss, optimizer, state handling)."""
     device_name: str | None = None
     elapsed_s: float | None = None
     kind: str = "cell"
@@ -59,17 +73,34 @@ class Row:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         return cls(mixer=case.mixer, kernel=case.kernel, seconds=case.seconds, frames=case.frames,
                    dtype=case.dtype, batch=case.batch, hidden=case.hidden, heads=case.heads,
-                   device=case.device, mode=case.mode, status=status, **fields)
+                   device=case.device, mode=case.mode, status=status, compile=case.compile,
+                   cuda_graphs=case.cuda_graphs, bidirectional=case.bidirectional, combine=case.combine,
+                   causal=case.causal, optimizer_step=case.optimizer_step, **fields)
 
     @property
     def key(self) -> tuple:
         return row_key(asdict(self))
 
 
+ROW_DEFAULTS = {"mode": "forward", "compile": False, "cuda_graphs": False, "bidirectional": False,
+                "combine": None, "optimizer_step": False}
+"""Values of the axes added after the first results files, for rows written before them."""
+
+
+def with_defaults(row: dict) -> dict:
+    """``row`` with every axis present: older files lack mode, compile, causal and the rest."""
+    filled = {**ROW_DEFAULTS, **row}
+    if filled.get("causal") is None:
+        filled["causal"] = default_causal(filled["mixer"], filled["mode"], filled["bidirectional"])
+    return filled
+
+
 def row_key(row: dict) -> tuple:
     """The identity of a cell row, matching ``Case.key``; extra fields do not take part."""
+    row = with_defaults(row)
     return (row["mixer"], row["kernel"], float(row["seconds"]), row["dtype"], row["batch"],
-            row["hidden"], row["heads"], row["device"], row.get("mode", "forward"))
+            row["hidden"], row["heads"], row["device"], row["mode"], row["compile"], row["cuda_graphs"],
+            row["bidirectional"], row["combine"], row["causal"], row["optimizer_step"])
 
 
 def read_lines(path: Path) -> Iterator[dict]:
@@ -85,7 +116,9 @@ def read_lines(path: Path) -> Iterator[dict]:
 
 
 def read_rows(path: Path, kind: str = "cell") -> list[dict]:
-    return [obj for obj in read_lines(path) if obj.get("kind") == kind]
+    """Objects of ``kind``; cell rows come with every axis filled (``with_defaults``)."""
+    rows = [obj for obj in read_lines(path) if obj.get("kind") == kind]
+    return [with_defaults(row) if kind == "cell" and "mixer" in row else row for row in rows]
 
 
 def read_frame(*paths: Path, kind: str = "cell"):

@@ -14,11 +14,9 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
-import mixers
-from bench.cases import DTYPES, Case, Sweep
-from bench.measure import classify_failure, measure_cell, one_line
+from bench.cases import Case, Sweep
+from bench.measure import classify_failure, measure_cell, one_line, prediction_fields
+from bench.modes.cell import needed_bytes, predict
 from bench.results import ResultsWriter, Row
 from bench.sysinfo import free_memory_bytes
 
@@ -69,17 +67,15 @@ def _run(case: Case, sweep: Sweep, measure: Measure, pool: _Worker | None) -> Ro
 
 def _skip_if_too_big(case: Case) -> Row | None:
     """A ``skipped`` row when the cost model says the cell cannot fit in free memory."""
-    element = torch.empty(0, dtype=DTYPES[case.dtype]).element_size()
-    predicted = mixers.cost(case.mixer, case.frames, case.hidden, case.heads, case.batch, element, case.kernel)
-    needed = predicted.activation_bytes + predicted.weight_bytes + case.batch * case.frames * case.hidden * element
+    predicted = predict(case)
+    needed = needed_bytes(case, predicted)
     free = free_memory_bytes(case.device)
     if free is None or needed <= free:
         return None
     return Row.for_case(
         case, "skipped",
         message=f"cost model predicts {needed / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free",
-        predicted_activation_bytes=predicted.activation_bytes, predicted_flops=predicted.flops,
-        predicted_state_bytes=predicted.state_bytes, weight_bytes=predicted.weight_bytes,
+        **prediction_fields(predicted),
     )
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results import read_frame, read_rows
+from bench.cases import default_causal
+from bench.results import ROW_DEFAULTS, read_frame, read_rows
 
-SETTINGS = ["dtype", "batch", "hidden", "heads", "mode"]
+SETTINGS = ["dtype", "batch", "hidden", "heads", "mode", "options"]
+"""``options``: the harness settings beyond the mode, spelled as in case ids (``adamw-compile``)."""
 """What a sweep holds fixed for one figure; files (devices) may differ within it."""
 CONFIG = ["source", "device_name", *SETTINGS]
 """Columns that fix one benchmark configuration: a fit or a crossover never mixes them."""
@@ -67,13 +69,31 @@ def prepare_cells(frame: pd.DataFrame, header_device: str | None = None) -> pd.D
     frame["device_name"] = names.fillna(frame["device"])
     if "source" not in frame:
         frame["source"] = ""
-    frame["label"] = frame["mixer"] + ":" + frame["kernel"]
+    _fill_axes(frame)
+    # SA is the one mixer whose mask is an option: a causal SA is its own series.
+    frame["label"] = frame["mixer"] + ":" + frame["kernel"] + [
+        "" if c == default_causal(m, mode, b) else (" causal" if c else " noncausal")
+        for m, mode, b, c in zip(frame["mixer"], frame["mode"], frame["bidirectional"], frame["causal"])]
     frame["style_key"] = [style_key(m, k) for m, k in zip(frame["mixer"], frame["kernel"])]
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else float("nan")
-    if "mode" not in frame:
-        frame["mode"] = "forward"
     return frame
+
+
+def _fill_axes(frame: pd.DataFrame) -> None:
+    """Axes that older files (or hand-made frames) lack get the harness's defaults; ``options``."""
+    for column, default in ROW_DEFAULTS.items():
+        if column not in frame:
+            frame[column] = default
+    frame["combine"] = frame["combine"].astype(object).where(frame["combine"].notna(), "")
+    if "causal" not in frame:
+        frame["causal"] = None
+    frame["causal"] = [default_causal(m, mode, b) if c is None or c != c else bool(c)
+                       for m, mode, b, c in zip(frame["mixer"], frame["mode"], frame["bidirectional"], frame["causal"])]
+    frame["options"] = ["-".join(part for part, on in (("adamw", a), ("compile", c), ("graphs", g),
+                                                       (f"bidir:{j}", b)) if on)
+                        for a, c, g, b, j in zip(frame["optimizer_step"], frame["compile"], frame["cuda_graphs"],
+                                                 frame["bidirectional"], frame["combine"])]
 
 
 def by_settings(cells: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -82,8 +102,9 @@ def by_settings(cells: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if len(groups) == 1:
         return [("", cells)]
     # Named as in case ids: fp32-B1-D1024-H4-forward.
-    spell = {"dtype": "{}", "batch": "B{}", "hidden": "D{}", "heads": "H{}", "mode": "{}"}
-    return [("-" + "-".join(spell[c].format(v) for c, v in zip(SETTINGS, key)), group) for key, group in groups]
+    spell = {"dtype": "{}", "batch": "B{}", "hidden": "D{}", "heads": "H{}", "mode": "{}", "options": "{}"}
+    return [("-" + "-".join(spell[c].format(v) for c, v in zip(SETTINGS, key) if v != ""), group)
+            for key, group in groups]
 
 
 def check_one_setting(cells: pd.DataFrame, what: str) -> None:

@@ -1,6 +1,7 @@
 """``bench compare BASE NEW``: did a change make any cell slower?
 
-Cells are matched by mixer, kernel, audio length, dtype, batch, width, heads and mode. For each
+Cells are matched by mixer, kernel, audio length, dtype, batch, width, heads, mode, the harness
+options (optimizer step, compile, CUDA graphs, bidirectional) and causality. For each
 pair: NEW/BASE ratios of median latency and of peak memory, and a verdict judged against the two
 runs' own noise, their p20-p80 spread: ``slower`` when NEW's p20 lies above BASE's p80 (the middle
 60% of the two runs' calls do not overlap), ``faster`` in the mirror case, else ``same``. The
@@ -19,7 +20,8 @@ import typer
 from bench.commands.options import check_files, fail
 from bench.commands.tables import console, frame_table
 
-KEY = ["mixer", "kernel", "seconds", "dtype", "batch", "hidden", "heads", "mode"]
+KEY = ["mixer", "kernel", "seconds", "dtype", "batch", "hidden", "heads", "mode", "options", "causal"]
+"""``options`` (optimizer step, compile, CUDA graphs, bidirectional) and ``causal`` as ``plots.load`` fills them."""
 MEASURED = ["status", "median_ms", "p20_ms", "p80_ms", "peak_bytes", "device_name", "label"]
 
 

@@ -38,10 +38,25 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="Results file. Default: results/<preset>-<device>-"
                                              "<host>-<grid hash>.jsonl, so re-running resumes.")] = None,
     isolate: Annotated[bool, typer.Option(help="Run cells in a worker process (timeouts, OOM kills).")] = True,
+    mode: Annotated[str | None, typer.Option(help="Comma-separated modes: forward (inference), train "
+                                             "(forward + backward), stream (one step after T frames).")] = None,
+    optimizer_step: Annotated[bool, typer.Option(help="train mode: an AdamW step after the backward, "
+                                                 "inside the timed call.")] = False,
+    compile_mixer: Annotated[bool, typer.Option("--compile", help="Wrap the mixer in torch.compile "
+                                                "(compile time goes into warmup_ms).")] = False,
+    cuda_graphs: Annotated[bool, typer.Option(help="Capture each cell's call in a CUDA graph and time its "
+                                              "replays (CUDA only).")] = False,
+    bidirectional: Annotated[bool, typer.Option(help="Run each mixer forward and a second one (own weights) "
+                                                "on the reversed sequence, combined by --combine.")] = False,
+    combine: Annotated[str, typer.Option(help="Bidirectional join: sum, or concat + a linear 2D -> D.")] = "sum",
+    causal: Annotated[bool | None, typer.Option("--causal/--no-causal", help="Softmax attention's mask "
+                                                "(default: none; the other mixers are causal by "
+                                                "construction).")] = None,
 ) -> None:
     """Measure latency and peak memory of each mixer alone, at batch 1, over audio lengths.
 
     Example: bench sweep --preset quick --mixers sa:naive,sa:sdpa --seconds 10,50
+    Example: bench sweep --mode forward,train --optimizer-step --bidirectional --combine concat
     """
     device = check_device(device)
     name = preset_name or ("paper" if device.startswith("cuda") else "quick")
@@ -49,7 +64,9 @@ def sweep(
         plan = preset(
             name, mixers=split_list(mixer_specs), seconds=_numbers(seconds, float), dtypes=split_list(dtype),
             batches=_numbers(batch, int), device=device, hidden=hidden, heads=heads, min_reps=reps,
-            budget_s=budget, timeout_s=timeout,
+            budget_s=budget, timeout_s=timeout, modes=split_list(mode), optimizer_step=optimizer_step or None,
+            compile=compile_mixer or None, cuda_graphs=cuda_graphs or None, bidirectional=bidirectional or None,
+            combine=combine, causal=causal,
         )
         cases = plan.cases()
     except ValueError as error:
