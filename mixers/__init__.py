@@ -105,12 +105,15 @@ def cost(
     batch: int = 1,
     dtype_bytes: int = 4,
     kernel: str = AUTO,
+    **options,
 ) -> Cost:
-    """Analytical cost of one forward pass of mixer ``name``: see ``mixers.cost.Cost``."""
+    """Analytical cost of one forward pass of mixer ``name``: see ``mixers.cost.Cost``.
+
+    ``options`` are the mixer's own build options its cost depends on (e.g. SA's ``causal``)."""
     concrete = resolve_kernel(name, kernel)
     return _module(name).cost(
         length=length, hidden_size=hidden_size, num_heads=num_heads,
-        batch=batch, dtype_bytes=dtype_bytes, kernel=concrete,
+        batch=batch, dtype_bytes=dtype_bytes, kernel=concrete, **options,
     )
 
 
