@@ -14,10 +14,12 @@ quantities with torch, defaults as librosa's:
                                  towards octave 5 (width 2 octaves), columns L2-normalised, C first;
                                  each frame divided by its largest bin
 
-Tuning: librosa's ``chroma_stft`` estimates each utterance's deviation from A440 by pitch tracking
-and shifts the chroma filters by it; we use A440 (tuning 0) for every utterance, a choice of ours
-(speech is not tuned; the shift is below half a pitch class). The authors then standardise every
-dimension with the mean and deviation over all frames (``standardize_stats``).
+Tuning: as librosa's ``chroma_stft``, each utterance's deviation from A440 is estimated
+(``estimate_tuning``: spectral peaks of P between 150 Hz and 4 kHz above a tenth of their frame's
+maximum, refined by parabolic interpolation; of those at least as strong as their median, the
+most common offset from the nearest pitch class, in steps of 0.01) and the chroma filters are
+shifted by it; ``tuning=0.0`` fixes A440 instead. The authors then standardise every dimension
+with the mean and deviation over all frames (``standardize_stats``).
 
 Checked against code no one here wrote (tests): the mel and chroma filterbanks and the dB
 spectrogram against Hugging Face transformers' numpy audio utilities (adapted from librosa), the
@@ -44,6 +46,7 @@ class AcousticConfig:
     n_mels: int = 128  # librosa's default for MFCC
     top_db: float = 80.0  # librosa's power_to_db default
     sample_rate: int | None = None  # None: each file's own rate, as the authors (librosa sr=None)
+    tuning: float | None = None  # chroma's offset from A440 in pitch classes; None: estimated per utterance
 
     @property
     def dim(self) -> int:
@@ -134,16 +137,15 @@ class Acoustic:
         self.config, self.dim, self.name = config, config.dim, config.name
         self.window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float64)
         self.dct = dct_matrix(config.n_mels, config.n_mfcc).double()
-        self._banks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._banks: dict[tuple[str, int, float], torch.Tensor] = {}
 
-    def _filterbanks(self, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if sample_rate not in self._banks:
+    def _bank(self, kind: str, sample_rate: int, tuning: float = 0.0) -> torch.Tensor:
+        key = (kind, sample_rate, tuning)
+        if key not in self._banks:
             c = self.config
-            self._banks[sample_rate] = (
-                slaney_mel_filterbank(c.n_fft // 2 + 1, c.n_mels, sample_rate).double(),
-                chroma_filterbank(c.n_fft, sample_rate, c.n_chroma).double(),
-            )
-        return self._banks[sample_rate]
+            self._banks[key] = (slaney_mel_filterbank(c.n_fft // 2 + 1, c.n_mels, sample_rate) if kind == "mel"
+                                else chroma_filterbank(c.n_fft, sample_rate, c.n_chroma, tuning)).double()
+        return self._banks[key]
 
     def power(self, samples: np.ndarray | torch.Tensor) -> torch.Tensor:
         """|STFT|^2 with centred frames: [T, 1 + n_fft // 2], T = 1 + len // hop."""
@@ -157,15 +159,54 @@ class Acoustic:
 
     def features(self, samples: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
         """MFCC then chroma per frame, float32 [T, dim]."""
-        mel_bank, chroma_bank = self._filterbanks(int(sample_rate))
         power = self.power(samples)
-        db = 10.0 * torch.log10(torch.clamp(power @ mel_bank, min=1e-10))  # [T, n_mels]
+        tuning = self.config.tuning
+        if tuning is None:
+            tuning = estimate_tuning(power.numpy(), sample_rate, self.config.n_chroma)
+        chroma_bank = self._bank("chroma", int(sample_rate), float(tuning))
+        db = 10.0 * torch.log10(torch.clamp(power @ self._bank("mel", int(sample_rate)), min=1e-10))  # [T, n_mels]
         db = torch.maximum(db, db.max() - self.config.top_db)
         mfcc = db @ self.dct  # [T, n_mfcc]
         chroma = power @ chroma_bank  # [T, n_chroma]
         peak = chroma.max(dim=1, keepdim=True).values
         chroma = chroma / torch.where(peak > torch.finfo(torch.float32).tiny, peak, 1.0)  # silent frames stay 0
         return torch.cat([mfcc, chroma], dim=1).float()
+
+
+def estimate_tuning(power: np.ndarray, sample_rate: int, n_chroma: int = 12, f_min: float = 150.0,
+                    f_max: float = 4000.0, threshold: float = 0.1, resolution: float = 0.01) -> float:
+    """Offset from A440 in pitch classes, [-0.5, 0.5), of the spectral peaks of ``power`` [T, F].
+
+    Peaks: bins in [f_min, f_max) that are local maxima over frequency of the spectrum zeroed
+    below ``threshold`` times its frame's maximum, at bin k + s with the parabola's shift
+    s = -(P[k+1] - P[k-1]) / (2 (P[k+1] + P[k-1] - 2 P[k])) (0 when the vertex lies beyond a
+    neighbour), strength P[k] + s (P[k+1] - P[k-1]) / 4. Of the peaks at least as strong as their
+    median, each offset n log2(f / f_A) mod 1 (wrapped to [-0.5, 0.5)) is counted in bins of
+    ``resolution``; the lower edge of the fullest bin is the estimate (librosa's ``estimate_tuning``).
+    """
+    S = np.asarray(power, dtype=np.float64).T  # [F, T]
+    n_fft = 2 * (S.shape[0] - 1)
+    left, mid, right = S[:-2], S[1:-1], S[2:]
+    curvature, slope = right + left - 2.0 * mid, (right - left) / 2.0
+    shift = np.zeros_like(S)
+    vertex = np.abs(slope) < np.abs(curvature)
+    np.divide(-slope, curvature, out=shift[1:-1], where=vertex)
+    strength = S + 0.5 * np.gradient(S, axis=0) * shift
+    kept = S * (S > threshold * S.max(axis=0, keepdims=True))
+    peak = np.zeros_like(S, dtype=bool)
+    peak[1:-1] = (kept[1:-1] > kept[:-2]) & (kept[1:-1] >= kept[2:])
+    peak[-1] = kept[-1] > kept[-2]
+    freqs = np.arange(S.shape[0]) * sample_rate / n_fft
+    peak &= ((freqs >= f_min) & (freqs < f_max))[:, None]
+    pitches = (np.nonzero(peak)[0] + shift[peak]) * sample_rate / n_fft
+    strengths = strength[peak]
+    if not np.any(pitches > 0):
+        return 0.0
+    chosen = pitches[(strengths >= np.median(strengths[pitches > 0])) & (pitches > 0)]
+    residual = np.mod(n_chroma * np.log2(chosen / (440.0 / 16.0)), 1.0)
+    residual[residual >= 0.5] -= 1.0
+    counts, edges = np.histogram(residual, np.linspace(-0.5, 0.5, int(np.ceil(1.0 / resolution)) + 1))
+    return float(edges[np.argmax(counts)])
 
 
 def standardize_stats(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

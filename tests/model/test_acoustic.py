@@ -13,6 +13,7 @@ from model.acoustic import (
     AcousticConfig,
     chroma_filterbank,
     dct_matrix,
+    estimate_tuning,
     slaney_mel_filterbank,
     standardize_stats,
 )
@@ -28,10 +29,11 @@ def test_slaney_mel_filterbank_matches_transformers(rate, n_fft, n_mels):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("tuning", [0.0, -0.37], ids=["A440", "tuning-0.37"])
 @pytest.mark.parametrize(("rate", "n_fft", "n_mels"), CASES, ids=IDS)
-def test_chroma_filterbank_matches_transformers(rate, n_fft, n_mels):
-    ours = chroma_filterbank(n_fft, rate).numpy()
-    theirs = chroma_filter_bank(n_fft, 12, rate, tuning=0.0, power=2.0, weighting_parameters=(5.0, 2.0),
+def test_chroma_filterbank_matches_transformers(rate, n_fft, n_mels, tuning):
+    ours = chroma_filterbank(n_fft, rate, tuning=tuning).numpy()
+    theirs = chroma_filter_bank(n_fft, 12, rate, tuning=tuning, power=2.0, weighting_parameters=(5.0, 2.0),
                                 start_at_c_chroma=True)
     np.testing.assert_allclose(ours, theirs.T, rtol=1e-5, atol=1e-7)
 
@@ -75,6 +77,19 @@ def test_pure_tone_chroma_peaks_at_its_pitch_class(hz, pitch_class):
     # The neighbouring classes a semitone away get less than half the peak.
     k = PITCH_CLASSES.index(pitch_class)
     assert torch.all(inner[:, [(k - 1) % 12, (k + 1) % 12]] < 0.5)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, -0.42], ids=["in-tune", "sharp-0.3", "flat-0.42"])
+def test_tuning_of_a_detuned_harmonic_tone_is_its_offset(offset):
+    rate = 16_000
+    t = np.arange(rate) / rate
+    f0 = 196.0 * 2 ** (offset / 12)  # G3, shifted by `offset` pitch classes
+    wave = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3, 4))
+    acoustic = Acoustic()
+    # Parabolic peak interpolation on a Hann-windowed power spectrum is biased by a few hundredths.
+    assert estimate_tuning(acoustic.power(wave).numpy(), rate) == pytest.approx(offset, abs=0.05)
+    # With its tuning estimated, the tone's chroma still peaks at G in every inner frame.
+    assert torch.all(acoustic.features(wave, rate)[1:-1, 34:].argmax(1) == PITCH_CLASSES.index("G"))
 
 
 def test_silence_gives_finite_features_and_zero_chroma():
