@@ -1,4 +1,4 @@
-"""MSP-Podcast (Lotfian and Busso; Busso et al., 2025): consensus labels, audio and transcripts.
+"""MSP-Podcast (Lotfian and Busso, 2019): consensus labels, audio and transcripts.
 
 A release holds ``Labels/labels_consensus.csv`` (columns ``FileName, EmoClass, EmoAct, EmoVal,
 EmoDom, SpkrID, Gender, Split_Set``), ``Audios/`` (the .wav files, searched recursively) and

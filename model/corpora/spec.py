@@ -4,7 +4,7 @@
 ``csv:iemocap.csv?classes=neu,hap,ang,sad&merge=exc:hap``. A bare ``DIR`` (or ``DIR/manifest.csv``)
 means ``synthetic:DIR``, the layout ``bench data synth`` writes. Options given as keyword arguments to
 ``open_corpus`` take precedence over those in the string, so a spec stored in a run's configuration
-reopens the same corpus.
+reopens the same corpus. (A path holding ``?`` cannot be named this way: rename or link it.)
 """
 
 from __future__ import annotations
