@@ -68,7 +68,8 @@ class ForgettingAttentionStepper(Stepper):
         F_t = total.to(work)
         cache = state.cache.append([k, v, F_t])
         keys, values, cumulative = cache.tensors()  # [B, H, t + 1, *]
-        # [B, H, 1, t + 1]: forget bias plus scaled q k, in fp32 as the parallel form
+        # [B, H, 1, t + 1]: forget bias plus scaled q k, in fp32 as the parallel form (a bf16 cache
+        # is upcast per step, as the parallel form upcasts each key block)
         scores = (F_t[..., None] - cumulative)[:, :, None]
         scores = scores + (q.to(work) * self.K**-0.5)[:, :, None] @ keys.to(work).transpose(-1, -2)
         o = (scores.softmax(-1) @ values.to(work)).to(v.dtype)  # [B, H, 1, V]

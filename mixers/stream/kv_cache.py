@@ -59,7 +59,9 @@ class KVCache(State):
     def append(self, rows: list[Tensor]) -> KVCache:
         """The cache with one more frame, ``rows [B, H, *]`` per buffer (see the module docstring)."""
         buffers = self.buffers
-        if self.length == self.capacity:
+        # Full, or made under inference_mode and stepped outside it (inference tensors cannot be
+        # written there): copy into new buffers.
+        if self.length == self.capacity or (buffers[0].is_inference() and not torch.is_inference_mode_enabled()):
             buffers = tuple(_buffer(t, grow(self.length)) for t in self.tensors())
         for buffer, row in zip(buffers, rows):
             buffer[:, :, self.length] = row

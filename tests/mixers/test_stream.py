@@ -250,6 +250,15 @@ def test_retention_step_matches_fla_fused_recurrent_retention():
     assert _max_error(torch.stack(outputs, 1), o_ref) <= 1e-5 and _max_error(S, S_ref) <= 1e-5
 
 
+@pytest.mark.parametrize("case", [("sa", "sdpa"), ("fox", "torch")], ids=["sa-sdpa", "fox-torch"])
+def test_a_cache_prefilled_under_inference_mode_steps_outside_it(case):
+    module, x = _module(*case), _frames(21, seed=11)
+    s = stepper(module)
+    with torch.inference_mode():
+        state = s.prefill(x[:, :20])
+    assert _max_error(s.step(state, x[:, 20])[0], _parallel(module, x)[:, 20]) <= 1e-5
+
+
 # --- softmax attention: streaming is causal ------------------------------------------------------
 
 @pytest.mark.parametrize("kernel", ["sdpa", "naive"])
