@@ -28,9 +28,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from model.acoustic import Acoustic, AcousticConfig
-from model.corpora.base import Corpus
 from model.crossval import CVConfig, FoldResult, fold_corpora, normalization, pooled, seed_summary, train_fold
-from model.data import load_audio
+from model.data import Corpus, load_audio
 from model.metrics import AccuracyRow, append_row, read_rows
 from model.systems.reslstm_sa import reslstm_sa
 
@@ -48,7 +47,7 @@ class CVSummary:
     trained: int  # (seed, fold) pairs trained in this call; the rest were loaded
 
 
-def extract(corpus: Corpus, acoustic: Acoustic, cache: Path, tick: Callable[[], None] | None = None
+def extract(corpus: Corpus, acoustic: Acoustic, cache: Path, progress: Progress | None = None
             ) -> dict[str, torch.Tensor]:
     """Every utterance's frames [T, 46], from ``cache`` when it holds exactly these files and settings."""
     utterances = [u for split in corpus.splits() for u in corpus.utterances(split)]
@@ -60,6 +59,7 @@ def extract(corpus: Corpus, acoustic: Acoustic, cache: Path, tick: Callable[[], 
         if same:
             return load_file(cache)
     features = {}
+    tick = progress("features", len(utterances)) if progress else None
     for utterance in utterances:
         rate = acoustic.config.sample_rate or soundfile.info(str(utterance.path)).samplerate
         features[utterance.id] = acoustic.features(load_audio(utterance, rate), rate)
@@ -102,10 +102,9 @@ def run(config: CVConfig, out: Path, seeds: list[int], folds: list[int], results
     _check_config(config, out)
     corpora = fold_corpora(config.corpus)
     first = corpora[folds[0]]
-    total = sum(len(first.utterances(s)) for s in first.splits())
-    tick = progress("features", total) if progress else None
-    features = extract(first, Acoustic(AcousticConfig(**config.acoustic)), out / "features.safetensors", tick)
-    report(f"{total} utterances, {len(first.classes)} classes, features {next(iter(features.values())).shape[1]}-dim")
+    features = extract(first, Acoustic(AcousticConfig(**config.acoustic)), out / "features.safetensors", progress)
+    report(f"{len(features)} utterances, {len(first.classes)} classes, "
+           f"features {next(iter(features.values())).shape[1]}-dim")
     done: dict[int, dict[int, FoldResult]] = {}
     trained = 0
     for seed in seeds:
