@@ -70,6 +70,15 @@ def test_stepping_equals_parallel(case, T):
     assert _max_error(y_stream, y) <= 1e-5, f"max |step - parallel| = {_max_error(y_stream, y):.2e}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name, T", [("lightnet", 1100), ("gsa", 1100), ("kda", 2100)],
+                         ids=["lightnet-T1100", "gsa-T1100", "kda-T2100"])
+def test_stepping_equals_parallel_across_the_twins_segments(name, T):
+    """The parallel twins run in segments (LightNet and GSA 1024 frames, KDA 2048) carrying state."""
+    module, x = _module(name, "torch"), _frames(T, seed=12)[:1]
+    assert _max_error(stepper(module).run(x)[0], _parallel(module, x)) <= 1e-5
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_prefill_then_step_equals_parallel(case):
     module, x = _module(*case), _frames(77, seed=2)
