@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from model.acoustic import AcousticConfig, standardize_stats
 from model.data import RAVDESS_FOLDS, Corpus, open_corpus
-from model.metrics import scores
+from model.metrics import Scores, scores
 from model.systems.reslstm_sa import ResLSTMSA, reslstm_sa
 
 PAPER_UAR = (0.6232, 0.0119, 0.6517)  # mean, std over 10 seeds, best (ResLSTM-SA-h64)
@@ -164,7 +164,7 @@ def normalization(config: CVConfig, corpus: Corpus, features: dict[str, torch.Te
     return standardize_stats([features[u.id] for s in splits for u in corpus.utterances(s)])
 
 
-def pooled(results: list[FoldResult], classes: tuple[str, ...]):
+def pooled(results: list[FoldResult], classes: tuple[str, ...]) -> Scores:
     """Scores over the out-of-fold predictions of ``results`` pooled."""
     targets = [t for r in results for t in r.targets]
     return scores(targets, [p for r in results for p in r.predictions], classes)

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from model.acoustic import Acoustic, AcousticConfig
 from model.crossval import CVConfig, FoldResult, fold_corpora, normalization, pooled, seed_summary, train_fold
 from model.data import Corpus, load_audio
-from model.metrics import AccuracyRow, append_row, read_rows
+from model.metrics import AccuracyRow, Scores, append_row, read_rows
 from model.systems.reslstm_sa import reslstm_sa
 
 SYSTEM = "reslstm-sa"
@@ -134,7 +134,7 @@ def run(config: CVConfig, out: Path, seeds: list[int], folds: list[int], results
     return CVSummary(done, pooled_uar, mean, std, best, trained)
 
 
-def _row(config: CVConfig, out: Path, split: str, result, seed: int, best_epoch: int, device: str,
+def _row(config: CVConfig, out: Path, split: str, result: Scores, seed: int, best_epoch: int, device: str,
          **extra) -> dict:
     model = reslstm_sa(config.hidden)
     acoustic = AcousticConfig(**config.acoustic)
