@@ -79,8 +79,9 @@ class RetNetStepper(Stepper):
     def _step(self, state: RetentionState, x: Tensor) -> tuple[Tensor, RetentionState]:
         m, B, H, K, V = self.module, x.shape[0], self.H, self.K, self.V
         q, k, v, z = self.fused_linear("qkvg", [m.q_proj, m.k_proj, m.v_proj, m.g_proj])(x)
+        # q and k rotated together: [B, 1, 2H, K] -> two [B, H, K]
         position = torch.tensor([state.length], device=x.device)
-        q, k = rope(q.view(B, 1, H, K), position)[:, 0], rope(k.view(B, 1, H, K), position)[:, 0]
+        q, k = rope(torch.cat((q, k), -1).view(B, 1, 2 * H, K), position)[:, 0].split(H, dim=1)
         gamma = self.derived(f"gamma.{x.device}", [], lambda: log_gammas(H, x.device).exp())
         o, S = retention_step(state.S, q, k, v.view(B, H, V), gamma, K**-0.5)
         o = o.to(x.dtype).float()  # the parallel core returns v's dtype
