@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from model import checkpoint, distributed
-from model.data import load_split, open_corpus
-from model.dataset import Encoded, collate, encode
-from model.features import speech_encoder, text_encoder
+from model.data import open_corpus
+from model.dataset import Encoded, collate
+from model.inputs import evaluation_split
 from model.metrics import AccuracyRow, Scores, append_row, scores
 from model.ser import SERConfig, SERModel, trainable
 
@@ -85,10 +85,8 @@ def evaluate_run(run_dir: Path, split: str, corpus: str | None = None, results: 
     source = open_corpus(corpus or train["corpus"])
     if tuple(source.classes) != tuple(resolved["classes"]):
         raise ValueError(f"corpus classes {list(source.classes)} differ from the run's {resolved['classes']}")
-    loaded, skipped = load_split(source, split, skip_bad_audio)
-    data = encode(loaded, source.classes, speech_encoder(train["speech_encoder"], train["n_mels"]),
-                  text_encoder(train["text_encoder"], train["text_dim"]), resolved["wave_mean"],
-                  resolved["wave_std"], skipped)
+    # The run's feature cache when it trained from one (unless another corpus is asked for), else its encoders.
+    data = evaluation_split(resolved, source, split, skip_bad_audio, device, cached=corpus is None)
     result = score(model, data, source.classes, batch_size or train["eval_batch_size"])
     if results is not None:
         resolved = {**resolved, "corpus_name": source.name}

@@ -22,9 +22,13 @@ Speech (``HFSpeech``), selected as ``speech_encoder("hf:NAME_OR_PATH", layer=...
 - Output ``layer``: ``"last"`` -> ``last_hidden_state`` [B, M, D]; an int ``l`` -> ``hidden_states[l]``
   [B, M, D] (0: the projected convolutional features entering the transformer, ``num_hidden_layers``:
   the last layer); ``"all"`` -> every entry of ``hidden_states`` stacked frame-major, [B, M, L, D] with
-  L = num_hidden_layers + 1. Frames first so that crops, padding and caching slice dimension 1 the
-  same way whatever the output; the trainable softmax layer weights that sum the L layers belong to
-  the SER model (``features.LayerWeights``), not to the frozen encoder.
+  L = num_hidden_layers + 1. The last entry is always ``last_hidden_state``: for stable-layer-norm
+  models (the large ones) transformers 4 returned it after the encoder's final layer norm, as here;
+  transformers 5 returns that entry before the norm, so we replace it, and ``"last"``, ``"all"[..., -1, :]``
+  and index ``num_hidden_layers`` are one tensor whatever the version. Frames first so that crops,
+  padding and caching slice dimension 1 the same way whatever the output; the trainable softmax
+  layer weights that sum the L layers belong to the SER model (``features.LayerWeights``), not to
+  the frozen encoder.
 
 Text (``HFText``), ``text_encoder("hf:NAME_OR_PATH")``: ``AutoTokenizer`` + ``AutoModel``, the last
 hidden state of every token the tokenizer makes (special tokens included, so even an empty
@@ -150,11 +154,10 @@ class HFSpeech:
         wants_all = self.layer != "last"
         output = self.model(x, attention_mask=mask, output_hidden_states=wants_all)
         if self.layer == "last":
-            features = output.last_hidden_state
-        elif self.layer == "all":
-            features = torch.stack(output.hidden_states, dim=2)  # [b, M, L, D]
-        else:
-            features = output.hidden_states[self.layer]
+            return output.last_hidden_state.float().cpu()
+        # The last entry is last_hidden_state (see the module docstring on transformers 4 and 5).
+        hidden = (*output.hidden_states[:-1], output.last_hidden_state)
+        features = torch.stack(hidden, dim=2) if self.layer == "all" else hidden[self.layer]  # [b, M, L, D] / [b, M, D]
         return features.float().cpu()
 
 

@@ -6,6 +6,11 @@ macro-F1 (``ReduceLROnPlateau(mode="max", factor=0.5, patience=5)``), 20 epochs,
 4 heads, ~20M trainable parameters, the best checkpoint by validation macro-F1 kept and evaluated on
 whole utterances at batch 1. Preset ``smoke`` sizes model and crops for a 2-core CPU.
 
+Inputs (``model.inputs``): utterances encoded on the fly by frozen encoders (``speech_encoder``
+``logmel`` or ``hf:NAME_OR_PATH`` with ``speech_layer`` last / all / an index; ``text_encoder``), or
+read from a feature cache (``features=DIR``, made by ``bench features extract``), whose corpus and
+encoders then fix those options. Crops of ``crop_seconds`` become crops of the stored frames.
+
 Reproducibility: weights are initialised from ``seed``; each epoch reseeds its data order, crops and
 dropout from (seed, epoch), and a checkpoint with model, optimiser and scheduler state is written
 atomically after every epoch, so ``resume`` after a crash finishes with exactly the weights and
@@ -26,10 +31,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 import mixers
 from model import checkpoint, distributed
-from model.data import load_split, open_corpus
-from model.dataset import Encoded, collate, encode, epoch_order, feature_stats, waveform_stats
+from model.dataset import Encoded, collate, epoch_order
 from model.evaluate import accuracy_row, score
-from model.features import SAMPLE_RATE, speech_encoder, text_encoder
+from model.features import SAMPLE_RATE, parse_layer
+from model.inputs import apply_normalization, prepare
 from model.metrics import append_row
 from model.ser import SERConfig, build_model, trainable
 
@@ -63,7 +68,9 @@ class TrainConfig:
     ffn: int = 0
     budget: int = 20_000_000
     depth: int | None = None
-    speech_encoder: str = "logmel"
+    speech_encoder: str = "logmel"  # logmel or hf:NAME_OR_PATH (model.pretrained)
+    speech_layer: str | None = None  # last, all (learned weighted sum) or an index; None: last, or the cache's
+    features: str | None = None  # a feature cache DIR to read instead of encoding (fixes corpus and encoders)
     n_mels: int = 80
     text_encoder: str = "none"
     text_dim: int = 64
@@ -85,6 +92,11 @@ def resolve_config(corpus: str, mixer: str = "sa", preset: str = "paper", **over
     if unknown:
         raise ValueError(f"unknown training options {sorted(unknown)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("features"):
+        values["features"] = str(Path(values["features"]).resolve())  # the run reopens it from anywhere
+        corpus = _cache_fills(values, corpus)
+    if values.get("speech_layer") is not None:
+        values["speech_layer"] = str(parse_layer(values["speech_layer"]))
     config = TrainConfig(corpus=str(corpus), mixer=mixer, preset=preset, **values)
     checks = [(config.epochs >= 1, "epochs >= 1"), (config.batch_size >= 1, "batch_size >= 1"),
               (config.eval_batch_size >= 1, "eval_batch_size >= 1"), (config.lr > 0, "lr > 0"),
@@ -129,31 +141,25 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
     if state is not None and state.get("finished"):
         report(f"{out}: run already finished")
         return state["final"]
-    corpus = open_corpus(config.corpus)
-    speech, text = speech_encoder(config.speech_encoder, config.n_mels), text_encoder(config.text_encoder,
-                                                                                        config.text_dim)
-    loaded, skipped = load_split(corpus, config.train_split, config.skip_bad_audio)
-    wave_mean, wave_std = waveform_stats(loaded)
-    splits = {config.train_split: encode(loaded, corpus.classes, speech, text, wave_mean, wave_std, skipped)}
-    del loaded
-    for split in (config.dev_split, config.test_split):
-        part, skipped = load_split(corpus, split, config.skip_bad_audio)
-        splits[split] = encode(part, corpus.classes, speech, text, wave_mean, wave_std, skipped)
+    inputs = prepare(config, context.device)
+    splits, classes = inputs.splits, inputs.classes
     train, dev, test = (splits[s] for s in (config.train_split, config.dev_split, config.test_split))
     for split, data in splits.items():
         report(f"{split}: {len(data)} utterances" + (f" ({data.skipped} unreadable skipped)" if data.skipped else ""))
 
     name, kernel = mixers.parse_spec(config.mixer)
-    model_config = SERConfig(mixer=name, kernel=kernel, speech_dim=speech.dim, text_dim=text.dim if text else None,
-                             classes=len(corpus.classes), width=config.width, heads=config.heads,
-                             dropout=config.dropout, ffn=config.ffn, depth=config.depth, budget=config.budget)
+    model_config = SERConfig(mixer=name, kernel=kernel, speech_dim=inputs.speech_dim, text_dim=inputs.text_dim,
+                             speech_layers=inputs.speech_layers, classes=len(classes), width=config.width,
+                             heads=config.heads, dropout=config.dropout, ffn=config.ffn, depth=config.depth,
+                             budget=config.budget)
     torch.manual_seed(config.seed)
     model = build_model(model_config, context.device)
-    model.set_normalization(feature_stats(train.speech), feature_stats(train.text) if text else None)
+    apply_normalization(model, inputs)
     resolved = {"train": asdict(config), "model": model_config.to_dict(), "depth": model.depth,
-                "params": trainable(model), "kernel": model.kernel, "speech_encoder": speech.name,
-                "text_encoder": text.name if text else "none", "corpus_name": corpus.name,
-                "classes": list(corpus.classes), "wave_mean": wave_mean, "wave_std": wave_std,
+                "params": trainable(model), "kernel": model.kernel, "speech_encoder": inputs.speech_name,
+                "speech_layer": inputs.speech_layer,
+                "text_encoder": inputs.text_name, "corpus_name": inputs.corpus_name,
+                "classes": list(classes), "wave_mean": inputs.wave_mean, "wave_std": inputs.wave_std,
                 "world": context.world, "device": context.device, "sample_rate": SAMPLE_RATE}
     report(f"model: {name}:{model.kernel}, depth {model.depth}, {resolved['params']:,} trainable parameters "
            f"(budget {config.budget:,}), width {config.width}, {config.heads} heads")
@@ -171,12 +177,12 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
         start, best_f1, best_epoch, history = state["epoch"], state["best_f1"], state["best_epoch"], state["history"]
         report(f"resuming after epoch {start} (best development macro-F1 {best_f1:.4f} at epoch {best_epoch})")
     net = DistributedDataParallel(model) if context.active else model
-    crop = speech.frames(int(config.crop_seconds * SAMPLE_RATE)) if config.crop_seconds else None
-    weights = _class_weights(train, len(corpus.classes)) if config.class_weighted else None
+    crop = inputs.crop_frames
+    weights = _class_weights(train, len(classes)) if config.class_weighted else None
 
     for epoch in range(start, config.epochs):
         loss, accuracy = _train_epoch(net, train, optimizer, config, context, epoch, crop, weights, progress)
-        val = score(model, dev, corpus.classes, config.eval_batch_size, context)
+        val = score(model, dev, classes, config.eval_batch_size, context)
         scheduler.step(val.macro_f1)
         improved = val.macro_f1 > best_f1
         if improved:
@@ -201,7 +207,7 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
     model.load_state_dict(checkpoint.load(out / "best.pt")["model"])
     final = {}
     for split, data in ((config.dev_split, dev), (config.test_split, test)):
-        result = score(model, data, corpus.classes, config.eval_batch_size, context)
+        result = score(model, data, classes, config.eval_batch_size, context)
         final[split] = asdict(result)
         history.append({"kind": "final", "epoch": best_epoch, "split": split, **asdict(result)})
         report(f"best epoch {best_epoch}, {split}: macro-F1 {result.macro_f1:.4f} UAR {result.uar:.4f} "
@@ -223,7 +229,7 @@ def _train_epoch(net: torch.nn.Module, data: Encoded, optimizer: torch.optim.Opt
     net.train()
     # Dropout draws: one stream per (seed, epoch, rank), independent of everything before the epoch.
     torch.manual_seed((config.seed * 1_000_003 + epoch) * 1_009 + context.rank)
-    batches = epoch_order(len(data), config.seed, epoch, config.batch_size, crop, [len(s) for s in data.speech])
+    batches = epoch_order(len(data), config.seed, epoch, config.batch_size, crop, data.frame_counts())
     totals = [0.0, 0.0, 0.0]  # summed loss, correct, count (this rank's examples)
     tick = progress(epoch, len(batches)) if progress else None
     for picks in batches:
@@ -248,6 +254,22 @@ def _train_epoch(net: torch.nn.Module, data: Encoded, optimizer: torch.optim.Opt
             tick(totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1))
     loss, correct, count = distributed.all_sum(context, totals)
     return loss / count, correct / count
+
+
+def _cache_fills(values: dict, corpus: str | None) -> str:
+    """Options a feature cache fixes (corpus, encoders) filled in from it; given ones must agree."""
+    from model.cache import encoder_options
+
+    fixed = encoder_options(values["features"])
+    if corpus and str(corpus) != fixed["corpus"]:
+        raise ValueError(f"{values['features']} was extracted from {fixed['corpus']}; drop the corpus or use that one")
+    for key, value in fixed.items():
+        if key == "corpus":
+            continue
+        if key in values and values[key] != value:
+            raise ValueError(f"{values['features']} was extracted with {key} {value!r}; got {values[key]!r}")
+        values[key] = value
+    return fixed["corpus"]
 
 
 def _class_weights(data: Encoded, classes: int) -> torch.Tensor:
