@@ -11,7 +11,7 @@ from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
 from model.cache_commands import features_app
-from model.commands import data_app, evaluate, train
+from model.commands import data_app, evaluate, table1, train
 from model.systems_commands import reslstm_sa
 
 app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
@@ -24,6 +24,7 @@ app.command("plot")(plot)
 app.command("compare")(compare)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+app.command("table1")(table1)
 app.command("reslstm-sa")(reslstm_sa)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")

@@ -1,4 +1,5 @@
-"""``bench train``, ``bench evaluate``, ``bench data synth`` and ``bench data summary``: the model package's commands.
+"""``bench train``, ``bench evaluate``, ``bench table1``, ``bench data synth`` and ``bench data summary``: the
+model package's commands.
 
 ``bench/cli.py`` composes them (``app.command("train")(train)``, ``app.command("evaluate")(evaluate)``,
 ``app.add_typer(data_app, name="data")``); ``python -m model`` composes the same functions, which is
@@ -45,7 +46,8 @@ def _device(device: str | None) -> str:
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: configuration, checkpoints, log, metrics.jsonl.")],
     corpus: Corpus = None,
-    mixer: Annotated[str, typer.Option(help="Mixer as name[:kernel], e.g. sa, sa:naive, kda:torch.")] = "sa",
+    mixer: Annotated[str, typer.Option(help="Mixer as name[:kernel], e.g. sa, sa:naive, kda:torch; several, "
+                                       "comma-separated, train one run each (OUT/<encoder>/<mixer>/).")] = "sa",
     preset: Annotated[str, typer.Option(help="paper (the paper's recipe) or smoke (2-core CPU sizes).")] = "paper",
     epochs: Annotated[int | None, typer.Option(help="Training epochs (paper: 20).")] = None,
     crop_seconds: Annotated[float | None, typer.Option(help="Random crop length in seconds (paper: 5.5).")] = None,
@@ -65,7 +67,9 @@ def train(
     ffn: Annotated[int | None, typer.Option(help="Feed-forward sublayer after each mixer, as a multiple "
                                             "of the width; 0: none (default).")] = None,
     speech_encoder: Annotated[str | None, typer.Option(help="Speech front end: logmel, or hf:NAME_OR_PATH (a "
-                                                       "Hugging Face hub name or local folder, frozen).")] = None,
+                                                       "Hugging Face hub name or local folder, frozen); NAME+f0 "
+                                                       "adds F0 bins; several, comma-separated, make a grid "
+                                                       "with --mixer.")] = None,
     layer: Annotated[str | None, typer.Option(help="Speech layer: last, all (learned weighted sum) or a hidden-"
                                               "state index; default last, or the cache's.")] = None,
     text_encoder: Annotated[str | None, typer.Option(help="Text front end: none, words or hf:NAME_OR_PATH.")] = None,
@@ -73,6 +77,13 @@ def train(
                                                  "encoding; it fixes the corpus and encoders.")] = None,
     eval_batch_size: Annotated[int | None, typer.Option(help="Evaluation batch (paper: 1; larger gives the "
                                                         "same predictions, faster).")] = None,
+    fusion: Annotated[str | None, typer.Option(help="concat (the paper: U = [S; E] + mixer stack) or gat "
+                                               "(graph-attention fusion; class-weighted by default).")] = None,
+    gat_window: Annotated[int | None, typer.Option(help="gat: graph neighbours within +-N frames "
+                                                   "(default: every frame).")] = None,
+    test_split: Annotated[str | None, typer.Option(help="Split(s) the best checkpoint is scored on, comma-"
+                                                   "separated, e.g. test1,test2 for MSP-Podcast "
+                                                   "(default: test).")] = None,
     device: Device = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (smoke: 1).")] = None,
     skip_bad_audio: SkipBad = False,
@@ -80,18 +91,28 @@ def train(
                                          "with its saved configuration.")] = False,
     results: Results = RESULTS,
 ) -> None:
-    """Train the SER model with one mixer; evaluate its best checkpoint on the test split.
+    """Train the SER model with one mixer (or each of several, on each of several speech encoders);
+    evaluate the best checkpoint on the test split(s). Rerunning a grid continues it: finished runs are skipped.
 
     Example: bench train --corpus data/synth --mixer sa --preset smoke --out runs/sa-smoke
+
+    Example: bench train --corpus msp-podcast:MSP --mixer sa,kda --speech-encoder hf:A,hf:B --test-split test1,test2
+    --out runs/table1
     """
-    from model.train import TrainConfig, resolve_config, run
+    from model.grid import Cell, plan, run_cell, run_grid, split_list
+    from model.train import TrainConfig
 
     overrides = dict(epochs=epochs, crop_seconds=crop_seconds, batch_size=batch_size, lr=lr, patience=patience,
                      class_weighted=class_weighted, seed=seed, width=width, heads=heads, dropout=dropout,
                      budget=budget, depth=depth, ffn=ffn, text_encoder=text_encoder, eval_batch_size=eval_batch_size,
-                     threads=threads, speech_encoder=speech_encoder, speech_layer=layer, features=features)
+                     threads=threads, speech_layer=layer, features=features, fusion=fusion, gat_window=gat_window)
     try:
+        mixer_list, encoders, tests = split_list(mixer), split_list(speech_encoder) or [None], split_list(test_split)
+        overrides["test_split"] = tests[0] if tests else None
         if resume:
+            if len(mixer_list) * len(encoders) > 1:
+                _fail("--resume continues one run folder; rerun a grid's command and it continues by itself")
+            overrides["speech_encoder"] = speech_encoder
             given = [k for k, v in {**overrides, "corpus": corpus, "device": device}.items() if v is not None]
             if given:
                 _fail(f"--resume continues with {out}/config.json; drop "
@@ -99,6 +120,7 @@ def train(
             if not (out / "config.json").is_file():
                 _fail(f"nothing to resume: {out} has no config.json")
             config = TrainConfig(**json.loads((out / "config.json").read_text())["train"])
+            planned = [(Cell(config.mixer, None, out), config)]
         else:
             if corpus is None and features is None:
                 _fail("--corpus is required (msp-podcast:ROOT, ravdess:ROOT, csv:FILE, synthetic:DIR or DIR), "
@@ -106,17 +128,21 @@ def train(
             if corpus is not None and features is not None:
                 _fail("--features CACHE fixes the corpus; drop --corpus")
             overrides.update(device=_device(device), skip_bad_audio=skip_bad_audio)
-            config = resolve_config(corpus, mixer, preset, **overrides)
+            planned = plan(corpus, preset, overrides, mixer_list, encoders, out)
         console = Console()
         with _progress(console) as bar:
             def progress(epoch: int, total: int):
-                task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=total, loss=0.0, acc=0.0)
+                task = bar.add_task(f"epoch {epoch + 1}/{planned[0][1].epochs}", total=total, loss=0.0, acc=0.0)
                 return lambda loss, acc: bar.update(task, advance=1, loss=loss, acc=acc)
 
-            final = run(config, out, resume=resume, results=results, report=bar.console.print, progress=progress)
+            if len(planned) == 1:
+                finals = {out: run_cell(planned[0][1], out, results, tests[1:], resume, bar.console.print, progress)}
+            else:
+                finals = run_grid(planned, results, tests[1:], bar.console.print, progress)
     except ValueError as error:
         _fail(str(error))
-    console.print(_scores_table({split: result for split, result in final.items()}, f"{config.mixer}: best checkpoint"))
+    for cell, config in planned:
+        console.print(_scores_table(finals[cell.out], f"{config.speech_encoder} x {config.mixer}: best checkpoint"))
 
 
 def evaluate(
@@ -220,6 +246,37 @@ def _summary_tables(s: dict) -> list[Table]:
     for reason, n in s["dropped"].items():
         dropped.add_row(reason, str(n))
     return [splits, dropped]
+
+
+class Table1Format(StrEnum):
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+def table1(
+    results: Annotated[list[Path], typer.Argument(help="Results files holding accuracy rows (bench train, "
+                                                  "bench evaluate).")],
+    fmt: Annotated[Table1Format, typer.Option("--format", help="markdown, csv or json.")] = Table1Format.markdown,
+    corpus: Annotated[str | None, typer.Option(help="Only rows of this corpus (the name rows record); needed "
+                                               "when the files hold several.")] = None,
+    reference: Annotated[Path | None, typer.Option(help="The paper's Table 1 CSV (default: "
+                                                   "results/reference/paper_table1_macro_f1.csv).")] = None,
+) -> None:
+    """Our macro-F1 (%) beside the paper's Table 1: Dev (v1), Test1 and Test2 per mechanism x backbone.
+
+    Example: bench table1 results/accuracy.jsonl --format markdown
+    """
+    from model.table1 import REFERENCE, render
+    from model.table1 import table as build_table
+
+    try:
+        records = build_table(results, reference or REFERENCE, corpus)
+    except ValueError as error:
+        _fail(str(error))
+    note = ("Dev (v1): the paper's is MSP-Podcast v1.0 Development; ours is the development split of the corpus "
+            "read. Ours: mean over runs (± std, n runs). -: not run / not reported.")
+    typer.echo(render(records, fmt.value, note), nl=False)
 
 
 data_app = typer.Typer(help="Corpora: summarize them, make synthetic ones.", no_args_is_help=True)

@@ -124,10 +124,15 @@ def load_headers(*paths: Path) -> list[dict]:
 
 
 def load_accuracy(*paths: Path) -> pd.DataFrame:
-    """Accuracy rows (``"kind": "accuracy"``, from the model package) of every file; empty if none."""
+    """Accuracy rows (``"kind": "accuracy"``, model package) of every file, concat fusion only; empty if none."""
     frames = [read_frame(Path(path), kind="accuracy") for path in paths]
     frames = [f for f in frames if not f.empty and {"mixer", "kernel", "macro_f1"} <= set(f.columns)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    accuracy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    # Cells time a mixer alone: a row of another fusion (gat: model.systems.gat_fusion) is a whole
+    # system's accuracy, not that mixer's, so only the paper's concat fusion joins them.
+    if "fusion" in accuracy:
+        accuracy = accuracy[accuracy["fusion"].fillna("concat") == "concat"].reset_index(drop=True)
+    return accuracy
 
 
 def load_paper_points(path: Path = PAPER_POINTS) -> pd.DataFrame:
