@@ -78,6 +78,9 @@ def our_scores(paths: list[Path], corpus: str | None = None) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"no accuracy rows (\"kind\": \"accuracy\") in {', '.join(map(str, paths))}")
     frame = pd.DataFrame(rows)
+    if "run_dir" not in frame:  # rows without a run folder are each their own run
+        frame["run_dir"] = None
+    frame["run_dir"] = frame["run_dir"].fillna(pd.Series([f"row {i}" for i in range(len(frame))], index=frame.index))
     corpora = sorted(frame["corpus"].dropna().unique()) if "corpus" in frame else []
     if corpus is not None:
         frame = frame[frame["corpus"] == corpus]
@@ -89,7 +92,7 @@ def our_scores(paths: list[Path], corpus: str | None = None) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["mechanism", "backbone", "column", "ours", "std", "runs"])
     fusion = frame["fusion"].fillna("concat") if "fusion" in frame else "concat"
-    frame = frame.assign(fusion=fusion, run_dir=frame.get("run_dir", pd.Series(range(len(frame)))).fillna(""))
+    frame = frame.assign(fusion=fusion)
     frame = frame.drop_duplicates(["run_dir", "split"], keep="last")  # a run re-scored counts once
     frame["mechanism"] = [mechanism(m, f) for m, f in zip(frame["mixer"], frame["fusion"], strict=True)]
     frame["backbone"] = frame["speech_encoder"].map(backbone)

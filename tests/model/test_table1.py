@@ -109,3 +109,11 @@ def test_cli_and_its_one_line_errors(results, tmp_path):
     empty = tmp_path / "cells.jsonl"
     empty.write_text('{"kind": "cell", "mixer": "sa"}\n')
     assert "no accuracy rows" in runner.invoke(app, ["table1", str(empty)]).output
+
+
+def test_rows_without_a_run_folder_are_separate_runs(tmp_path):
+    path = tmp_path / "a.jsonl"
+    for f1 in (0.30, 0.40):
+        append_row(path, {"kind": "accuracy", "mixer": "fox", "kernel": "torch", "speech_encoder": WAVLM,
+                          "split": "Test1", "macro_f1": f1, "corpus": "MSP-Podcast"})
+    assert _find(table([path]), "FoX", "WavLM")["Test1"]["runs"] == 2
