@@ -8,7 +8,7 @@
 
 Each step reproduces the causal parallel output of the same module (fp32 rounding; tests in
 tests/mixers/test_stream.py). One file per mixer: ``sa`` (KV cache), ``retnet``, ``lightnet``,
-``gsa``, ``kda`` (constant-size matrix states), ``fox`` (KV cache with cumulative forget gates),
+``gsa``, ``kda``, ``gla`` (constant-size matrix states), ``fox`` (KV cache with cumulative forget gates),
 ``reslstm`` (LSTM cells). The interface and its purity rules: ``mixers.stream.base``.
 """
 
@@ -29,6 +29,7 @@ STEPPERS: dict[tuple[str, str], str] = {
     ("fox", "torch"): "mixers.stream.fox",
     ("kda", "torch"): "mixers.stream.kda",
     ("reslstm", "torch"): "mixers.stream.reslstm",
+    ("gla", "torch"): "mixers.stream.gla",
 }
 
 

@@ -138,6 +138,14 @@ class Stepper(ABC):
         return lambda x: list(torch.nn.functional.linear(x, weight, bias).split(sizes, -1))
 
 
+def decay_after(g: Tensor) -> Tensor:
+    """``sum_{j < t < T} g_t`` for every frame j of log decays ``g [B, T, ...]``: the log decay a
+    contribution made at frame j has seen by the end. Summed from the end (0 for the last
+    frame), so the recent frames that matter most carry no cancellation error."""
+    after = g.flip(1).cumsum(1).flip(1)  # sum over t >= j
+    return torch.cat((after[:, 1:], torch.zeros_like(after[:, :1])), dim=1)
+
+
 def work_dtype(dtype: torch.dtype) -> torch.dtype:
     """The recurrences' arithmetic: fp32 for fp32 and narrower inputs, fp64 stays fp64."""
     return torch.promote_types(dtype, torch.float32)

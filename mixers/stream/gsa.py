@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mixers.stream.base import State, Stepper, work_dtype
+from mixers.stream.base import State, Stepper, decay_after, work_dtype
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -68,10 +68,7 @@ class GSAStepper(Stepper):
         f, s = self._gates(m.f_proj(x))  # [B, T, H, M]
         k = F.silu(m.k_proj(x)).view(B, T, self.H, self.K).to(work)
         v = F.silu(m.v_proj(x)).view(B, T, self.H, self.K).to(work)
-        # [B, T, H, M]: sum of f over the frames after j, from the end (exact 0 for the last frame)
-        after = f.to(work).flip(1).cumsum(1).flip(1)
-        after = torch.cat((after[:, 1:], torch.zeros_like(after[:, :1])), dim=1)
-        w = (s.to(work) * after.exp()).transpose(1, 2)  # [B, H, T, M]
+        w = (s.to(work) * decay_after(f.to(work)).exp()).transpose(1, 2)  # [B, H, T, M]
         hk = k.permute(0, 2, 3, 1) @ w  # [B, H, K, T] @ [B, H, T, M]
         hv = w.transpose(-1, -2) @ v.transpose(1, 2)  # [B, H, M, T] @ [B, H, T, V]
         return SlotState(length=T, hk=hk, hv=hv)

@@ -20,7 +20,6 @@ from mixers.stream import STEPPERS, stepper
 CASES = list(STEPPERS)
 IDS = [f"{name}-{kernel}" for name, kernel in CASES]
 D, H, B = 64, 2, 2
-LINEAR = {"retnet", "lightnet", "gsa", "kda", "reslstm"}
 GROWING = {"sa", "fox"}
 
 
@@ -155,7 +154,7 @@ def test_bf16_stepping_matches_parallel(case):
 
 # --- direct checks against fla's references ----------------------------------------------------
 
-@pytest.mark.parametrize("name", ["retnet", "lightnet", "gsa", "fox", "kda"])
+@pytest.mark.parametrize("name", ["retnet", "lightnet", "gsa", "fox", "kda", "gla"])
 def test_stepping_equals_the_fla_reference_kernel(name):
     """The same weights in the ``reference`` kernel (fla's naive ops around the twin's projections)."""
     reference = mixers.build(name, D, H, kernel="reference")
