@@ -56,7 +56,7 @@ def accuracy_row(resolved: dict, split: str, result: Scores, epochs: int, best_e
         macro_f1=result.macro_f1, uar=result.uar, accuracy=result.accuracy, per_class_f1=result.per_class_f1,
         confusion=result.confusion, n=result.n, params=resolved["params"], depth=resolved["depth"],
         width=built["width"], seed=train["seed"], epochs=epochs, best_epoch=best_epoch,
-        run_dir=str(run_dir), device=resolved["device"],
+        run_dir=str(run_dir), device=resolved["device"], fusion=built.get("fusion", "concat"),
     )
 
 

@@ -11,6 +11,10 @@ Inputs (``model.inputs``): utterances encoded on the fly by frozen encoders (``s
 read from a feature cache (``features=DIR``, made by ``bench features extract``), whose corpus and
 encoders then fix those options. Crops of ``crop_seconds`` become crops of the stored frames.
 
+Fusion (``fusion``): ``concat``, the paper's U = [S; E] + mixer stack, or ``gat``, the graph-attention
+fusion system (``model.systems.gat_fusion``; class-weighted cross-entropy by default). A speech
+encoder named ``NAME+f0`` adds the quantised F0 column that either fusion embeds.
+
 Reproducibility: weights are initialised from ``seed``; each epoch reseeds its data order, crops and
 dropout from (seed, epoch), and a checkpoint with model, optimiser and scheduler state is written
 atomically after every epoch, so ``resume`` after a crash finishes with exactly the weights and
@@ -36,7 +40,7 @@ from model.evaluate import accuracy_row, score
 from model.features import SAMPLE_RATE, parse_layer
 from model.inputs import apply_normalization, prepare
 from model.metrics import append_row
-from model.ser import SERConfig, build_model, trainable
+from model.ser import FUSIONS, SERConfig, build_model, trainable
 
 PRESETS: dict[str, dict] = {
     "paper": {},
@@ -81,6 +85,8 @@ class TrainConfig:
     skip_bad_audio: bool = False
     device: str = "cpu"
     threads: int | None = None  # intra-op CPU threads; None: PyTorch's default
+    fusion: str = "concat"  # concat: U = [S; E] + mixer stack (the paper); gat: model.systems.gat_fusion
+    gat_window: int | None = None  # gat: graph neighbours within +-window frames; None: every frame
 
 
 def resolve_config(corpus: str, mixer: str = "sa", preset: str = "paper", **overrides) -> TrainConfig:
@@ -92,6 +98,8 @@ def resolve_config(corpus: str, mixer: str = "sa", preset: str = "paper", **over
     if unknown:
         raise ValueError(f"unknown training options {sorted(unknown)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("fusion") == "gat":  # the fusion paper's weighted cross-entropy, unless asked otherwise
+        values.setdefault("class_weighted", True)
     if values.get("features"):
         values["features"] = str(Path(values["features"]).resolve())  # the run reopens it from anywhere
         corpus = _cache_fills(values, corpus)
@@ -107,6 +115,10 @@ def resolve_config(corpus: str, mixer: str = "sa", preset: str = "paper", **over
     for ok, expected in checks:
         if not ok:
             raise ValueError(f"expected {expected}; got {asdict(config)}")
+    if config.fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {config.fusion!r}; fusions: {', '.join(FUSIONS)}")
+    if config.gat_window is not None and config.gat_window < 0:
+        raise ValueError(f"expected gat_window >= 0, got {config.gat_window}")
     mixers.parse_spec(config.mixer)
     return config
 
@@ -151,7 +163,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
     model_config = SERConfig(mixer=name, kernel=kernel, speech_dim=inputs.speech_dim, text_dim=inputs.text_dim,
                              speech_layers=inputs.speech_layers, classes=len(classes), width=config.width,
                              heads=config.heads, dropout=config.dropout, ffn=config.ffn, depth=config.depth,
-                             budget=config.budget)
+                             budget=config.budget, fusion=config.fusion, gat_window=config.gat_window,
+                             f0=inputs.speech_name.endswith("+f0"))
     torch.manual_seed(config.seed)
     model = build_model(model_config, context.device)
     apply_normalization(model, inputs)
