@@ -72,3 +72,15 @@ def test_with_f0_appends_one_bin_per_encoder_frame_at_its_centre():
     assert np.all(bins[(seconds > 0.28) & (seconds < 0.47)] == quantise([300.0])[0])
     assert np.all(bins[seconds < 0.23] == UNVOICED)
     assert torch.all(features[1, int(frames[1]):, 8] == UNVOICED)
+
+
+def test_with_f0_rejects_layered_encoders_and_names_itself_in_the_factory():
+    from model.features import speech_encoder
+
+    class Layered:
+        name, dim, layers = "hf:x@all", 4, 3
+
+    with pytest.raises(ValueError, match="single-layer speech encoder; hf:x@all returns 3 layers"):
+        WithF0(Layered())
+    wrapped = speech_encoder("logmel+f0", n_mels=8)
+    assert isinstance(wrapped, WithF0) and wrapped.describe()["f0"]["bins"] == F0_BINS
