@@ -7,9 +7,10 @@
     s.state_bytes(state)                     # bytes of the recurrent state
 
 Each step reproduces the causal parallel output of the same module (fp32 rounding; tests in
-tests/mixers/test_stream.py). One file per mixer: ``sa`` (KV cache), ``retnet``, ``lightnet``,
-``gsa``, ``kda``, ``gla`` (constant-size matrix states), ``fox`` (KV cache with cumulative forget gates),
-``reslstm`` (LSTM cells). The interface and its purity rules: ``mixers.stream.base``.
+tests/mixers/test_stream.py). One file per mixer: ``sa`` (KV cache); ``retnet``, ``lightnet``,
+``gsa``, ``gla``, ``kda``, ``deltanet``, ``gated_deltanet`` (constant-size matrix states; the
+delta rules share ``delta_rule``); ``fox`` (KV cache with cumulative forget gates); ``reslstm``
+(LSTM cells). The interface and its purity rules: ``mixers.stream.base``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ STEPPERS: dict[tuple[str, str], str] = {
     ("kda", "torch"): "mixers.stream.kda",
     ("reslstm", "torch"): "mixers.stream.reslstm",
     ("gla", "torch"): "mixers.stream.gla",
+    ("deltanet", "torch"): "mixers.stream.deltanet",
+    ("gated_deltanet", "torch"): "mixers.stream.gated_deltanet",
 }
 
 

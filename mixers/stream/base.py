@@ -125,8 +125,10 @@ class Stepper(ABC):
                 hit = self._cache[name] = (key, make())
         return hit[1]
 
-    def fused_linear(self, name: str, layers: Sequence[nn.Linear]) -> Callable[[Tensor], list[Tensor]]:
-        """One matmul for several linear layers on the same input; returns a function giving their outputs."""
+    def fused_linear(self, name: str, layers: Sequence[nn.Linear],
+                     sizes: Sequence[int] | None = None) -> Callable[[Tensor], list[Tensor]]:
+        """One matmul for several linear layers on the same input; returns a function giving their
+        outputs (split by layer, or into ``sizes`` columns: adjacent layers as one output)."""
         weights = [layer.weight for layer in layers]
         biases = [layer.bias for layer in layers]
         weight = self.derived(name + ".weight", weights, lambda: torch.cat(weights))
@@ -134,7 +136,7 @@ class Stepper(ABC):
         if any(b is not None for b in biases):
             bias = self.derived(name + ".bias", biases, lambda: torch.cat([
                 b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases)]))
-        sizes = [w.shape[0] for w in weights]
+        sizes = [w.shape[0] for w in weights] if sizes is None else list(sizes)
         return lambda x: list(torch.nn.functional.linear(x, weight, bias).split(sizes, -1))
 
 
