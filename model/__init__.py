@@ -4,7 +4,10 @@
   the encoder interfaces pretrained models implement.
 - ``data``: corpora behind one interface (manifest CSV), audio I/O, bad-input errors.
 - ``synthetic``: a speech-like corpus our own code generates, deterministic from a seed.
-- ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier.
+- ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier; or, with
+  ``fusion="gat"``, the graph-attention fusion of ``systems.gat_fusion``.
+- ``f0``: a YIN pitch tracker, 256-bin mel F0 quantiser, and the ``NAME+f0`` front end.
+- ``grid``: training over mixers x speech encoders, resumably; ``table1``: ours beside the paper's Table 1.
 - ``dataset``: a split's features in memory, seeded random crops, padded batches.
 - ``train``, ``checkpoint``, ``distributed``: the recipe, atomic checkpoints, DDP under torchrun.
 - ``evaluate``: whole-utterance evaluation of a run's best checkpoint.
