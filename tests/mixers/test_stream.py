@@ -79,6 +79,22 @@ def test_stepping_equals_parallel_across_the_twins_segments(name, T):
     assert _max_error(stepper(module).run(x)[0], _parallel(module, x)) <= 1e-5
 
 
+OPTIONS = [("fox", dict(use_output_gate=True, qkv_bias=True)), ("kda", dict(conv_bias=True, allow_neg_eigval=True)),
+           ("gsa", dict(num_slots=12)), ("reslstm", dict(width=24, num_layers=3))]
+
+
+@pytest.mark.parametrize("name, options", OPTIONS, ids=[n for n, _ in OPTIONS])
+def test_stepping_equals_parallel_with_non_default_options(name, options):
+    """Output gate, biases, conv bias, negative eigenvalues, slots, depth: all reach the step."""
+    torch.manual_seed(0)
+    module = mixers.build(name, D, H, kernel="torch", **options).eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # biases off their zero init
+    x = _frames(40, seed=13)
+    assert _max_error(stepper(module).run(x)[0], _parallel(module, x)) <= 1e-5
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_prefill_then_step_equals_parallel(case):
     module, x = _module(*case), _frames(77, seed=2)
