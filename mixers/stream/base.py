@@ -118,7 +118,9 @@ class Stepper(ABC):
     # --- helpers ------------------------------------------------------------------------------------
     def derived(self, name: str, sources: Sequence[Tensor | None], make: Callable[[], Tensor]) -> Tensor:
         """``make()``, cached until one of ``sources`` changes (storage, version, dtype or device)."""
-        key = tuple(None if s is None else (s.data_ptr(), s._version, s.dtype, s.device) for s in sources)
+        # Inference tensors (a module made under inference_mode) keep no version counter.
+        key = tuple(None if s is None else (s.data_ptr(), -1 if s.is_inference() else s._version, s.dtype, s.device)
+                    for s in sources)
         hit = self._cache.get(name)
         if hit is None or hit[0] != key:
             with torch.no_grad():

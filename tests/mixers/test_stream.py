@@ -169,6 +169,16 @@ def test_bf16_stepping_matches_parallel(case):
     assert s_fp32.state_bytes(s_fp32.prefill(x.float())) >= stepper(module_bf16).state_bytes(state)
 
 
+@pytest.mark.parametrize("case", [("sa", "sdpa"), ("kda", "torch")], ids=["sa-sdpa", "kda-torch"])
+def test_a_stepper_follows_new_weights(case):
+    """Fused projections are cached; loading other weights (in place) must refresh them."""
+    module = mixers.build(case[0], D, H, kernel=case[1], **({"causal": True} if case[0] == "sa" else {})).eval()
+    s, x = stepper(module), _frames(8, seed=14)
+    s.run(x)
+    module.load_state_dict(_module(*case).state_dict())
+    assert _max_error(s.run(x)[0], _parallel(module, x)) <= 1e-5
+
+
 # --- direct checks against fla's references ----------------------------------------------------
 
 @pytest.mark.parametrize("name", [n for n in ("retnet", "lightnet", "gsa", "fox", "kda", "gla", "deltanet",
