@@ -57,7 +57,7 @@ def waveform_stats(loaded: Iterable[tuple[Utterance, np.ndarray]]) -> tuple[floa
     for _, samples in loaded:
         wave = samples.astype(np.float64)
         total, squares, count = total + wave.sum(), squares + (wave**2).sum(), count + wave.size
-    mean = total / count
+    mean = float(total / count)  # Python floats: they round-trip through JSON (runs, caches) exactly
     return mean, max(float(np.sqrt(max(squares / count - mean**2, 0.0))), 1e-8)
 
 
@@ -83,7 +83,8 @@ def encode_utterance(samples: np.ndarray, transcript: str | None, speech: Speech
     Returns speech [M, D_s] (or [M, L, D_s]) and text [N, D_t] (or None). Training on the fly and
     the feature cache both call this, so cached features are the on-the-fly ones bit for bit.
     """
-    wave = torch.from_numpy((samples - wave_mean) / wave_std).float()[None]
+    # In float64 whatever the types of the statistics (NumPy 2 keeps float32 - Python float in float32).
+    wave = torch.from_numpy((samples.astype(np.float64) - float(wave_mean)) / float(wave_std)).float()[None]
     features, frames = speech.encode(wave, torch.tensor([wave.shape[1]]))
     embedded = None
     if text is not None:

@@ -182,7 +182,9 @@ def _resume(out: Path, report: Callable[[str], None]) -> list[dict]:
 def _close(out: Path, number: int, split: str, buffer: dict, entries: list[dict], skipped: list[dict],
            next_position: int) -> dict:
     name = f"shard-{number:05d}.safetensors"
-    data = save_tensors(buffer, metadata={"split": split, "shard": str(number)})
+    # One metadata key: safetensors writes several in hash order, which differs between processes,
+    # and a resumed shard must be byte-identical to the one an uninterrupted run writes.
+    data = save_tensors(buffer, metadata={"mixbench": json.dumps({"shard": number, "split": split})})
     write_atomic(out / name, data)
     shard = {"shard": number, "file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
              "split": split, "entries": entries, "skipped": skipped, "next": next_position}

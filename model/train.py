@@ -102,7 +102,7 @@ def resolve_config(corpus: str, mixer: str = "sa", preset: str = "paper", **over
         values.setdefault("class_weighted", True)
     if values.get("features"):
         values["features"] = str(Path(values["features"]).resolve())  # the run reopens it from anywhere
-        corpus = _cache_fills(values, corpus)
+        corpus = _cache_fills(values, {k: v for k, v in overrides.items() if v is not None}, corpus)
     if values.get("speech_layer") is not None:
         values["speech_layer"] = str(parse_layer(values["speech_layer"]))
     config = TrainConfig(corpus=str(corpus), mixer=mixer, preset=preset, **values)
@@ -269,8 +269,9 @@ def _train_epoch(net: torch.nn.Module, data: Encoded, optimizer: torch.optim.Opt
     return loss / count, correct / count
 
 
-def _cache_fills(values: dict, corpus: str | None) -> str:
-    """Options a feature cache fixes (corpus, encoders) filled in from it; given ones must agree."""
+def _cache_fills(values: dict, given: dict, corpus: str | None) -> str:
+    """Options a feature cache fixes (corpus, encoders) filled in from it, over the preset's; ``given`` ones
+    (the caller's overrides) must agree."""
     from model.cache import encoder_options
 
     fixed = encoder_options(values["features"])
@@ -279,8 +280,8 @@ def _cache_fills(values: dict, corpus: str | None) -> str:
     for key, value in fixed.items():
         if key == "corpus":
             continue
-        if key in values and values[key] != value:
-            raise ValueError(f"{values['features']} was extracted with {key} {value!r}; got {values[key]!r}")
+        if key in given and given[key] != value:
+            raise ValueError(f"{values['features']} was extracted with {key} {value!r}; got {given[key]!r}")
         values[key] = value
     return fixed["corpus"]
 
