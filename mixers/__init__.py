@@ -32,6 +32,8 @@ REGISTRY: dict[str, str] = {
     "reslstm": "mixers.reslstm",
     # More mixers from fla, beyond the paper.
     "gla": "mixers.gla",
+    "deltanet": "mixers.deltanet",
+    "gated_deltanet": "mixers.gated_deltanet",
 }
 
 AUTO = "auto"

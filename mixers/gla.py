@@ -51,6 +51,7 @@ def run_segments(step: Step, x: torch.Tensor, segment: int) -> torch.Tensor:
         if y is None:
             y = out.new_empty(x.shape[:2] + out.shape[2:])
         y[:, start : start + segment] = out
+        del out  # not alive beside the next segment's scratch
     return y
 
 
@@ -171,14 +172,17 @@ def gla_twin_activation(B: int, T: int, D: int, KD: int, VD: int, H: int, n_in: 
 
     Weights made per call (the fused input weight), one segment's fused projection, its fp32 gate
     and gla_chunk's scratch beside the core output; after the core, the output gate and the norm's
-    temporaries. With
-    several segments the whole output and the carried state are alive too.
+    temporaries. Later segments have the whole output and the carried state beside them.
     """
-    tokens = B * min(T, segment)
-    core = tokens * (n_in * e + 4 * KD + VD * e) + scratch_bytes(B, H, KD // H, VD // H, decay=decay)
-    # the core output, the output gate projection, and the norm's three fp32 temporaries
-    tail = tokens * (2 * VD * e + 3 * VD * 4)
-    peak = n_in * D * e + max(core, tail)
-    if T > segment:
-        peak += B * T * D * e + B * H * (KD // H) * (VD // H) * 4
+    K, V = KD // H, VD // H
+
+    def segment_peak(tokens: int) -> int:
+        core = tokens * (n_in * e + 4 * KD + VD * e) + scratch_bytes(B, H, K, V, decay=decay)
+        # the core output, the output gate projection, and the norm's three fp32 temporaries
+        tail = tokens * (2 * VD * e + 3 * VD * 4)
+        return n_in * D * e + max(core, tail)
+
+    peak = segment_peak(B * min(T, segment))
+    if T > segment:  # the second segment is the largest of the later ones
+        peak = max(peak, segment_peak(B * min(T - segment, segment)) + B * T * D * e + B * H * K * V * 4)
     return peak

@@ -3,6 +3,7 @@ hgrn2, mamba2): one set of weights in several kernels, errors judged against the
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import torch
@@ -71,12 +72,15 @@ def assert_weight_bytes(name: str, hidden: int = 1024, heads: int = 4) -> None:
     assert cost.weight_bytes == 2 * sum(p.numel() for p in twin.parameters())
 
 
-def measured_and_predicted(name: str, length: int, hidden: int, heads: int) -> tuple[int, int]:
+def measured_and_predicted(name: str, length: int, hidden: int, heads: int, **options) -> tuple[int, int]:
     """The CPU probe's activation peak of one inference call of the twin, and its cost model's."""
     torch.manual_seed(0)
-    twin = mixers.build(name, hidden, heads, kernel="torch", device="cpu")
+    twin = mixers.build(name, hidden, heads, kernel="torch", device="cpu", **options)
     x = torch.randn(1, length, hidden)
     with torch.inference_mode():
         twin(x)  # warm: lazy imports and caches are not the call's memory
         measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    return measured, mixers.cost(name, length, hidden, heads, kernel="torch").activation_bytes
+    module = importlib.import_module(mixers.REGISTRY[name])
+    predicted = module.cost(length=length, hidden_size=hidden, num_heads=heads, batch=1, dtype_bytes=4,
+                            kernel="torch", **options)
+    return measured, predicted.activation_bytes
