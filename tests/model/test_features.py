@@ -5,7 +5,15 @@ import pytest
 import torch
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
-from model.features import HashedWords, LogMel, mel_filterbank, speech_encoder, text_encoder
+from model.features import (
+    HashedWords,
+    LogMel,
+    conv_frames,
+    mel_filterbank,
+    receptive_field,
+    speech_encoder,
+    text_encoder,
+)
 
 
 @pytest.mark.parametrize(("n_mels", "f_min", "f_max"), [(80, 20.0, 8000.0), (23, 0.0, 7000.0)],
@@ -76,3 +84,14 @@ def test_hashed_words_are_stable_and_distinct():
     assert (features[0, 0] - features[0, 1]).abs().max() > 0.1
     assert features[1, 1:].abs().sum() == 0  # padding
     assert text_encoder("none") is None
+
+
+def test_conv_frames_and_receptive_field():
+    # One window is log-mel's own count; wav2vec2's stack is DESIGN.md's closed form floor((T - 400) / 320) + 1.
+    log_mel = LogMel(n_mels=16)
+    wav2vec2 = ((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2))
+    for samples in (1, 399, 400, 401, 559, 560, 16_000, 88_000):
+        assert conv_frames(samples, log_mel.frame_kernels, log_mel.frame_strides) == log_mel.frames(samples)
+        assert conv_frames(samples, *wav2vec2) == max((samples - 400) // 320 + 1, 1)
+    assert receptive_field(*wav2vec2) == 400 and receptive_field((400,), (160,)) == 400
+    assert conv_frames(88_000, *wav2vec2) == 274  # the paper's 5.5 s crop
