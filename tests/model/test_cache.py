@@ -18,6 +18,7 @@ from model.cache import JOURNAL, FeatureCache, verify
 from model.cache_commands import features_app
 from model.data import load_split, open_corpus
 from model.dataset import encode, feature_stats, waveform_stats
+from model.evaluate import evaluate_run
 from model.extract import extract
 from model.features import HashedWords, LogMel, speech_encoder, text_encoder
 from model.train import resolve_config, run
@@ -224,6 +225,10 @@ def test_training_from_the_cache_equals_training_on_the_fly(corpus, reference, t
     assert configs[1]["train"]["features"] == str(reference) and configs[1]["train"]["corpus"] == corpus
     for key in ("wave_mean", "wave_std", "speech_encoder", "text_encoder", "params", "classes"):
         assert configs[0][key] == configs[1][key], key
+    # bench evaluate reads the run's cache again: the final test scores come back.
+    final = next(r for r in rows[1] if r["kind"] == "final" and r["split"] == "test")
+    again = evaluate_run(cached, "test")
+    assert (again.macro_f1, again.confusion) == (final["macro_f1"], final["confusion"])
 
 
 def test_cli_trains_on_hf_encoders_and_on_a_cache(corpus, hf, tmp_path):
