@@ -34,6 +34,7 @@ REGISTRY: dict[str, str] = {
     "gla": "mixers.gla",
     "deltanet": "mixers.deltanet",
     "gated_deltanet": "mixers.gated_deltanet",
+    "hgrn2": "mixers.hgrn2",
 }
 
 AUTO = "auto"

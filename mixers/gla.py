@@ -167,17 +167,19 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
 
 
 def gla_twin_activation(B: int, T: int, D: int, KD: int, VD: int, H: int, n_in: int, segment: int, e: int,
-                        decay: str = "key") -> int:
+                        decay: str = "key", extra_per_token: int = 0) -> int:
     """Peak bytes of a GLA-family twin at inference (counted from the code, fp32 scratch at 4 bytes).
 
     Weights made per call (the fused input weight), one segment's fused projection, its fp32 gate
     and gla_chunk's scratch beside the core output; after the core, the output gate and the norm's
     temporaries. Later segments have the whole output and the carried state beside them.
+    ``extra_per_token``: bytes per token a twin keeps beside the core besides those (e.g. its keys
+    made from the gate).
     """
     K, V = KD // H, VD // H
 
     def segment_peak(tokens: int) -> int:
-        core = tokens * (n_in * e + 4 * KD + VD * e) + scratch_bytes(B, H, K, V, decay=decay)
+        core = tokens * (n_in * e + 4 * KD + VD * e + extra_per_token) + scratch_bytes(B, H, K, V, decay=decay)
         # the core output, the output gate projection, and the norm's three fp32 temporaries
         tail = tokens * (2 * VD * e + 3 * VD * 4)
         return n_in * D * e + max(core, tail)
