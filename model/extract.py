@@ -62,14 +62,9 @@ def extract(corpus_spec: str, out: Path, speech: SpeechEncoder, text: TextEncode
     out = Path(out)
     corpus = open_corpus(corpus_spec)
     utterances = plan(corpus, train_split)
-    kind, path, options = parse_spec(getattr(corpus, "spec", str(corpus_spec)))
-    spec = format_spec(kind, Path(path).resolve(), options)  # absolute: training may run from another folder
-    settings = {"format": FORMAT, "corpus": spec, "corpus_name": corpus.name,
-                "classes": list(corpus.classes), "speech": _describe(speech, True),
-                "text": _describe(text, False) if text is not None else None, "dtype": dtype,
-                "train_split": utterances[0].split, "shard_bytes": int(shard_mb * 2**20),
-                "shard_utterances": shard_utterances, "skip_bad_audio": skip_bad_audio,
-                "utterance_count": len(utterances), "ids": _ids_hash(utterances)}
+    settings = {**_settings(corpus, corpus_spec, utterances, speech, text), "dtype": dtype,
+                "shard_bytes": int(shard_mb * 2**20), "shard_utterances": shard_utterances,
+                "skip_bad_audio": skip_bad_audio}
     index = _start(out, settings, utterances, skip_bad_audio, report)
     if index.get("complete"):
         report(f"{out}: complete, {len(index['utterances'])} utterances in {len(index['shards'])} shards")
@@ -108,8 +103,16 @@ def extract(corpus_spec: str, out: Path, speech: SpeechEncoder, text: TextEncode
     return _finish(out, index, shards, report)
 
 
-def _ids_hash(utterances: list[Utterance]) -> str:
-    return hashlib.sha256("\n".join(f"{u.split}/{u.id}/{u.label}" for u in utterances).encode()).hexdigest()
+def _settings(corpus, corpus_spec: str, utterances: list[Utterance], speech: SpeechEncoder,
+              text: TextEncoder | None) -> dict:
+    """What a cache is of: a rerun must match every entry to resume it."""
+    kind, path, options = parse_spec(getattr(corpus, "spec", str(corpus_spec)))
+    listing = "\n".join(f"{u.split}/{u.id}/{u.label}" for u in utterances)
+    return {"format": FORMAT,
+            "corpus": format_spec(kind, Path(path).resolve(), options),  # absolute: training may run elsewhere
+            "corpus_name": corpus.name, "classes": list(corpus.classes), "speech": _describe(speech, True),
+            "text": _describe(text, False) if text is not None else None, "train_split": utterances[0].split,
+            "utterance_count": len(utterances), "ids": hashlib.sha256(listing.encode()).hexdigest()}
 
 
 def _entry(p: int, utterance: Utterance, classes: tuple[str, ...], shard: int, features: torch.Tensor,
