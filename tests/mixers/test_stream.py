@@ -295,6 +295,28 @@ def test_a_cache_prefilled_under_inference_mode_steps_outside_it(case):
     assert _max_error(s.step(state, x[:, 20])[0], _parallel(module, x)[:, 20]) <= 1e-5
 
 
+@pytest.mark.interpreter
+def test_slot_step_matches_fla_gsa_decoding_kernel():
+    """fla's one-token GSA kernel (what its layer runs when decoding), frame by frame, interpreted."""
+    from fla.ops.gsa.fused_recurrent import fused_recurrent_gsa_inference
+
+    from mixers.stream.gsa import slot_step
+
+    T, M = 6, 10
+    q, k, v, gen = _core_inputs(T)
+    q, k, v = F.silu(q), F.silu(k), F.silu(v)
+    f = F.logsigmoid(torch.randn(B, T, 2, M, generator=gen)) / 8
+    s = 1 - f.exp()
+    hk, hv = torch.randn(B, 2, 16, M, generator=gen), torch.randn(B, 2, M, 12, generator=gen)
+    state = (hk, hv)
+    for t in range(T):
+        frame = [x[:, t : t + 1].contiguous() for x in (q, k, v, s, f)]
+        o_ref, state = fused_recurrent_gsa_inference(*frame, initial_state=state, output_final_state=True, scale=0.5)
+        o, hk, hv = slot_step(hk, hv, q[:, t], k[:, t], v[:, t], s[:, t], f[:, t], 0.5)
+        assert _max_error(o, o_ref[:, 0]) <= 1e-5
+    assert _max_error(hk, state[0]) <= 1e-5 and _max_error(hv, state[1]) <= 1e-5
+
+
 # --- softmax attention: streaming is causal ------------------------------------------------------
 
 @pytest.mark.parametrize("kernel", ["sdpa", "naive"])
