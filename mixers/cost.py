@@ -39,3 +39,18 @@ class Cost:
 def linear_flops(batch: int, length: int, d_in: int, d_out: int) -> float:
     """A dense projection: one multiply-add per weight per token."""
     return 2.0 * batch * length * d_in * d_out
+
+
+def fitted_train(batch: int, length: int, hidden_size: int, dtype_bytes: int, weight_bytes: int,
+                 saved_per_token: float, total_per_token: float) -> dict:
+    """``saved_bytes`` and ``backward_bytes`` from per-token element counts of a training step.
+
+    ``saved_per_token``: elements autograd saves per token (its saved-tensor hooks' count);
+    ``total_per_token``: the step's measured peak per token, minus the parameters' gradients.
+    The output (``hidden_size`` per token) is added to the saved set; the backward holds every
+    parameter's gradient at its peak (an upper bound: some are made after it).
+    """
+    tokens = batch * length
+    saved = tokens * (saved_per_token + hidden_size) * dtype_bytes
+    backward = max(0.0, total_per_token - saved_per_token - hidden_size) * tokens * dtype_bytes + weight_bytes
+    return {"saved_bytes": int(saved), "backward_bytes": int(backward)}

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.fox_attention import BLOCK_K, BLOCK_Q, forgetting_attention
 
 KERNELS = ("fla", "torch", "reference")
@@ -136,4 +136,12 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     # FoX's memory is unbounded: decoding caches every key, value and forget gate
     state = 2 * token_bytes + gate_bytes
     weights = (4 * D * D + D * H + H) * dtype_bytes
-    return Cost(flops=flops, activation_bytes=activation, state_bytes=state, weight_bytes=weights)
+    train = {}
+    if kernel == "torch":
+        # Training: the blockwise core saves q, k, v and o (4 tokens) and its fp32 gates; the backward
+        # holds dO, dq, dk, dv and the input's gradient besides (CPU memory probe and saved-tensor
+        # hooks, fp32, 4,999 frames, widths 128 / 256 / 1024: 9.3 D + 0.6 H C elements per token;
+        # predicts width 64 within 10%).
+        train = fitted_train(B, T, D, dtype_bytes, weights, saved_per_token=4 * D + 0.08 * H * BLOCK_Q,
+                             total_per_token=9.28 * D + 0.57 * H * BLOCK_Q)
+    return Cost(flops=flops, activation_bytes=activation, state_bytes=state, weight_bytes=weights, **train)

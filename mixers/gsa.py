@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import gla_chunk, scratch_bytes
 
 KERNELS = ("fla", "torch", "reference")
@@ -183,8 +183,17 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     else:
         activation = _twin_activation(B, T, D, H, M, e)
     weights = 4 * D * D + D * H * M + D
+    train = {}
+    if kernel == "torch":
+        # Training, per token (CPU memory probe and autograd's saved-tensor hooks, fp32, 4,999 frames,
+        # widths 128 / 256 / 1024, 4 heads; predicts width 64 within 1%): ~33.5 (saved) and ~34
+        # (peak) D-wide tensors, the two passes' chunk states (~2 D^2 / (H C) per token) and two
+        # [C, C] blocks per head.
+        states, blocks = D * D / (H * C), H * C
+        train = fitted_train(B, T, D, e, weights * e, saved_per_token=33.45 * D + 2.02 * states + 2.2 * blocks,
+                             total_per_token=33.89 * D + 1.82 * states + 2.2 * blocks)
     return Cost(flops=projections + elementwise + core, activation_bytes=int(activation),
-                state_bytes=state, weight_bytes=weights * e)
+                state_bytes=state, weight_bytes=weights * e, **train)
 
 
 def _twin_activation(B: int, T: int, D: int, H: int, M: int, e: int) -> int:

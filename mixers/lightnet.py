@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import chunk_cumsum, gla_chunk, scratch_bytes
 
 KERNELS = ("fla", "torch", "reference")
@@ -207,8 +207,15 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     else:
         activation = _twin_activation(B, T, D, H, Fk, R, e)
     weights = 2 * D * KF + 2 * D * D + 2 * D * R + D
+    train = {}
+    if kernel == "torch":
+        # Training, per token (CPU memory probe and autograd's saved-tensor hooks, fp32, 4,999 frames,
+        # widths 128 and 256, 4 heads): ~9 D-wide and ~7 H Fk-wide saved tensors; the backward
+        # adds about one of each.
+        train = fitted_train(B, T, D, e, weights * e, saved_per_token=9.27 * D + 6.8 * KF,
+                             total_per_token=10.13 * D + 7.46 * KF)
     return Cost(flops=projections + gate + norm_gate + core, activation_bytes=int(activation),
-                state_bytes=state, weight_bytes=weights * e)
+                state_bytes=state, weight_bytes=weights * e, **train)
 
 
 def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) -> int:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 
 KERNELS = ("torch",)
 LSTM_WORKSPACE = 8.3
@@ -117,5 +117,10 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     lstm_phase = (1 + min(num_layers, 2)) * W + LSTM_WORKSPACE * W
     activation = int(token * max(D + W, lstm_phase))
     params = (D * W + W) + num_layers * (4 * W * (W + W) + 8 * W) + (W * D + D)
+    # Training (CPU memory probe and saved-tensor hooks, fp32, 4,999 frames, widths 128 / 256 / 1024,
+    # W 64, two layers; predicts width 64 within 1%): oneDNN's training workspace saves ~17.8 W
+    # elements per token and layer; the backward holds the input's gradient and ~2.6 W more per layer.
+    train = fitted_train(B, T, D, dtype_bytes, params * dtype_bytes, saved_per_token=17.76 * W * num_layers,
+                         total_per_token=0.98 * D + 20.4 * W * num_layers)
     return Cost(flops=flops, activation_bytes=activation, state_bytes=num_layers * 2 * B * W * dtype_bytes,
-                weight_bytes=params * dtype_bytes)
+                weight_bytes=params * dtype_bytes, **train)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import gla_chunk
 
 KERNELS = ("fla", "torch", "reference")
@@ -178,5 +178,15 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     output_phase = token * (H * V + D) + block * (3 * H * V + D)
     activation = max(core_phase, output_phase)
     weights = 2 * D * H * K + 2 * D * H * V + H * V * D + V
+    train = {}
+    if kernel == "torch":
+        # Training, per token (CPU memory probe and autograd's saved-tensor hooks, fp32, 4,999 frames,
+        # widths 128 / 256 / 1024, 4 heads; predicts width 64 within 1%): ~19 (saved) and ~22 (peak)
+        # D-wide tensors, about two [K, V] chunk states per chunk and head (D^2 / (H C) per token)
+        # and two [C, C] score blocks per head (H C per token).
+        states, blocks = D * D / (H * CHUNK), H * CHUNK
+        train = fitted_train(B, T, D, dtype_bytes, weights * dtype_bytes,
+                             saved_per_token=18.56 * D + 2.03 * states + 2.1 * blocks,
+                             total_per_token=21.59 * D + 1.82 * states + 2.09 * blocks)
     return Cost(flops=projections + rotary + norm_gate + core, activation_bytes=int(activation),
-                state_bytes=B * H * K * V * 4, weight_bytes=weights * dtype_bytes)
+                state_bytes=B * H * K * V * 4, weight_bytes=weights * dtype_bytes, **train)
