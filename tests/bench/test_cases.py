@@ -66,3 +66,63 @@ def test_unknown_preset_lists_the_known_ones():
 def test_dtype_aliases():
     assert dtype_name("float32") == "fp32"
     assert dtype_name("BF16") == "bf16"
+
+
+def test_every_new_axis_changes_the_key_and_the_id():
+    from bench.cases import Case
+
+    base = Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu")
+    variants = [Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", "train"),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", "train", optimizer_step=True),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", "stream"),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", compile=True),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", cuda_graphs=True),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", bidirectional=True),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", bidirectional=True, combine="concat"),
+                Case("sa", "sdpa", 10.0, "fp32", 1, 64, 2, "cpu", causal=True)]
+    cases = [base, *variants]
+    assert len({c.key for c in cases}) == len({c.id for c in cases}) == len(cases)
+    assert base.id == "sa:sdpa-10s-fp32-B1-D64-H2-forward-noncausal"
+    assert variants[1].id.endswith("train+adamw-noncausal") and variants[-2].id.endswith("bidir:concat")
+
+
+def test_causality_defaults_and_contradictions():
+    from bench.cases import Case
+
+    assert Case("kda", "torch", 10.0, "fp32", 1, 64, 2, "cpu").causal is True
+    assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu").causal is False  # SER's default
+    assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu", "stream").causal is True  # a KV cache
+    assert Case("kda", "torch", 10.0, "fp32", 1, 64, 2, "cpu", bidirectional=True).causal is False
+    with pytest.raises(ValueError, match="applies to softmax attention alone"):
+        Case("kda", "torch", 10.0, "fp32", 1, 64, 2, "cpu", causal=False)
+    with pytest.raises(ValueError, match="needs mode 'train'"):
+        Case("kda", "torch", 10.0, "fp32", 1, 64, 2, "cpu", optimizer_step=True)
+    with pytest.raises(ValueError, match="bidirectional"):
+        Sweep(seconds=(10,), modes=("stream",), bidirectional=True).cases()
+
+
+def test_sweep_crosses_modes_and_gives_causal_to_sa_only():
+    sweep = Sweep(seconds=(10,), mixers=("sa:naive", "kda"), modes=("forward", "train"), causal=True,
+                  optimizer_step=True)
+    cases = {(c.mixer, c.mode): c for c in sweep.cases()}
+    assert len(cases) == 4
+    assert cases["sa", "forward"].causal and cases["kda", "forward"].causal
+    assert cases["sa", "train"].optimizer_step and not cases["sa", "forward"].optimizer_step
+
+
+def test_rows_of_older_files_load_with_the_default_axes(tmp_path):
+    import json
+
+    from bench.cases import Case
+    from bench.results import ResultsWriter, read_rows
+
+    path = tmp_path / "old.jsonl"
+    old = {"kind": "cell", "mixer": "sa", "kernel": "naive", "seconds": 10, "frames": 499, "dtype": "fp32",
+           "batch": 1, "hidden": 64, "heads": 2, "device": "cpu", "status": "ok", "median_ms": 1.0}
+    path.write_text(json.dumps(old) + "\n" + json.dumps({**old, "mixer": "kda", "kernel": "torch"}) + "\n")
+    rows = read_rows(path)
+    assert [(r["mode"], r["compile"], r["bidirectional"], r["causal"]) for r in rows] == [
+        ("forward", False, False, False), ("forward", False, False, True)]
+    done = ResultsWriter(path).done
+    assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu").key in done
+    assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu", "train").key not in done

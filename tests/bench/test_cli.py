@@ -94,3 +94,34 @@ def test_kill_9_then_rerun_gives_exactly_one_row_per_cell(tmp_path):
     assert all(r["status"] == "ok" for r in rows)
     headers = read_rows(out, "header")
     assert len(headers) == 2 and headers[1]["resumed"] and "sweep --mixers sa:naive,sa:sdpa" in headers[1]["command"]
+
+
+def test_train_and_stream_rows_for_every_mixer(tmp_path):
+    import mixers.stream
+
+    out = tmp_path / "r.jsonl"
+    result = _invoke("sweep", "--mode", "train,stream", "--seconds", "0.5", "--out", str(out), "--no-isolate",
+                     "--hidden", "32", "--heads", "2", "--reps", "1", "--budget", "0")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out)
+    specs = {f"{r['mixer']}:{r['kernel']}" for r in rows}
+    assert {spec.split(":")[0] for spec in specs} == set(mixers.names())
+    train = [r for r in rows if r["mode"] == "train"]
+    assert train and all(r["status"] == "ok" for r in train), [r["message"] for r in train if r["status"] != "ok"]
+    streamable = {f"{n}:{k}" for n, k in mixers.stream.supported()}
+    for r in rows:
+        if r["mode"] == "stream" and f"{r['mixer']}:{r['kernel']}" in streamable:
+            assert r["status"] == "ok" and r["state_bytes"] > 0 and r["causal"], r
+    assert all(r["sdpa_backend"] == "flash" for r in rows if r["kernel"] == "sdpa")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cuda-graphs"], "needs --device cuda"),
+    (["--optimizer-step"], "needs --mode train"),
+    (["--mode", "stream", "--bidirectional"], "--bidirectional has none"),
+    (["--mode", "backward"], "unknown mode 'backward'"),
+    (["--combine", "mean"], "unknown combine 'mean'"),
+])
+def test_new_options_fail_with_one_line(tmp_path, args, message):
+    result = _invoke("sweep", "--out", str(tmp_path / "r.jsonl"), *args)
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
