@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "deltanet": "mixers.deltanet",
     "gated_deltanet": "mixers.gated_deltanet",
     "hgrn2": "mixers.hgrn2",
+    "mamba2": "mixers.mamba2",
 }
 
 AUTO = "auto"
