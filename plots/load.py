@@ -77,6 +77,13 @@ def prepare_cells(frame: pd.DataFrame, header_device: str | None = None) -> pd.D
     frame["style_key"] = [style_key(m, k) for m, k in zip(frame["mixer"], frame["kernel"])]
     for column in NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else float("nan")
+    # Every figure and table checks ``peak_above_bytes`` against ``predicted_activation_bytes``: make
+    # that the prediction for the row's own mode (a training step's; none for one streaming step).
+    train = pd.to_numeric(frame["predicted_train_bytes"], errors="coerce") if "predicted_train_bytes" in frame \
+        else pd.Series(float("nan"), index=frame.index)
+    forward = frame["mode"] == "forward"
+    frame["predicted_activation_bytes"] = frame["predicted_activation_bytes"].where(
+        forward, train.where(frame["mode"] == "train"))
     return frame
 
 
