@@ -18,11 +18,11 @@ import dataclasses
 from abc import abstractmethod
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mixers import delta_chunk
 from mixers.stream.base import State, Stepper, work_dtype
+from mixers.stream.short_conv import causal_conv, conv_taps
 
 L2_EPS = 1e-6  # fla's l2norm eps, as the twins
 
@@ -79,18 +79,12 @@ class DeltaRuleStepper(Stepper):
         extra = self._extra_layers()
         sizes = [self.width] + [layer.weight.shape[0] for layer in extra]
         qkv, *extras = self.fused_linear("in", [m.q_proj, m.k_proj, m.v_proj] + extra, sizes)(x)
-        # The three short convolutions as one: sum_i frame_i * tap_i over the last W frames, fp32.
+        # The three short convolutions as one, over the adjacent q, k, v columns.
         convs = (m.q_conv1d, m.k_conv1d, m.v_conv1d)
-        taps = self.derived("taps", [c.weight for c in convs],
-                            lambda: torch.cat([c.weight[:, 0, :] for c in convs]).t().float().contiguous())  # [W, C]
-        frames = torch.cat((window, qkv), dim=1)  # [B, W - 1 + L, C]
-        y = frames[:, :L].float() * taps[0]
-        for i in range(1, self.W):
-            y.addcmul_(frames[:, i : i + L].float(), taps[i])
-        if m.q_conv1d.bias is not None:
-            y += torch.cat([c.bias for c in convs]).float()
-        q, k, v = F.silu(y).to(x.dtype).split([H * K, H * K, H * V], -1)
-        window = frames[:, frames.shape[1] - (self.W - 1):].clone()
+        taps = self.derived("taps", [c.weight for c in convs], lambda: conv_taps([c.weight for c in convs]))
+        bias = None if m.q_conv1d.bias is None else torch.cat([c.bias for c in convs])
+        qkv, window = causal_conv(window, qkv, taps, bias)
+        q, k, v = qkv.split([H * K, H * K, H * V], -1)
         return q.view(B, L, H, K), k.view(B, L, H, K), v.view(B, L, H, V), extras, window
 
     def _init(self, batch, device, dtype) -> DeltaState:

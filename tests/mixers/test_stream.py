@@ -182,7 +182,7 @@ def test_a_stepper_follows_new_weights(case):
 # --- direct checks against fla's references ----------------------------------------------------
 
 @pytest.mark.parametrize("name", [n for n in ("retnet", "lightnet", "gsa", "fox", "kda", "gla", "deltanet",
-                                            "gated_deltanet") if n in mixers.names()])
+                                            "gated_deltanet", "mamba2") if n in mixers.names()])
 def test_stepping_equals_the_fla_reference_kernel(name):
     """The same weights in the ``reference`` kernel (fla's naive ops around the twin's projections)."""
     reference = mixers.build(name, D, H, kernel="reference")
