@@ -84,6 +84,10 @@ def prepare_cells(frame: pd.DataFrame, header_device: str | None = None) -> pd.D
     forward = frame["mode"] == "forward"
     frame["predicted_activation_bytes"] = frame["predicted_activation_bytes"].where(
         forward, train.where(frame["mode"] == "train"))
+    # Achieved FLOP/s of a training step: forward + backward, the backward at twice the forward's FLOPs
+    # (two products per forward product: the input's and the weight's gradient); none for a stream step.
+    frame["predicted_flops"] = frame["predicted_flops"].where(
+        forward, (3 * frame["predicted_flops"]).where(frame["mode"] == "train"))
     return frame
 
 
