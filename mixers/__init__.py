@@ -36,19 +36,32 @@ REGISTRY: dict[str, str] = {
     "gated_deltanet": "mixers.gated_deltanet",
     "hgrn2": "mixers.hgrn2",
     "mamba2": "mixers.mamba2",
+    "rwkv7": "mixers.rwkv7",  # fla's kernel only (no PyTorch twin yet): see names()
 }
 
 AUTO = "auto"
 
 
-def names() -> list[str]:
-    """Registered mixer names, in registry order."""
-    return list(REGISTRY)
+def names(include_fla_only: bool | None = None) -> list[str]:
+    """Registered mixer names, in registry order.
+
+    A mixer registered for fla's kernel only (no PyTorch twin yet) runs on CUDA alone: it is listed
+    when ``include_fla_only`` is True, or when it is None and CUDA is available. So CPU sweeps and
+    tests that iterate over ``names()`` leave it out; ``REGISTRY`` holds every name.
+    """
+    if include_fla_only is None:
+        include_fla_only = torch.cuda.is_available()
+    return [name for name in REGISTRY if include_fla_only or not fla_only(name)]
+
+
+def fla_only(name: str) -> bool:
+    """Whether mixer ``name`` has fla's kernel and nothing else (no PyTorch twin yet)."""
+    return kernels(name) == ("fla",)
 
 
 def _module(name: str) -> ModuleType:
     if name not in REGISTRY:
-        raise ValueError(f"unknown mixer {name!r}; known mixers: {', '.join(names())}")
+        raise ValueError(f"unknown mixer {name!r}; known mixers: {', '.join(REGISTRY)}")
     return importlib.import_module(REGISTRY[name])
 
 
@@ -64,6 +77,11 @@ def resolve_kernel(name: str, kernel: str = AUTO, device: str | torch.device | N
         on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         if "fla" in offered and on_cuda:
             return "fla"
+        if offered == ("fla",):
+            raise ValueError(
+                f"mixer {name!r} has only fla's kernel (no torch twin yet), which needs CUDA; on CPU ask for "
+                f"'{name}:fla' explicitly (it runs only under Triton's interpreter, TRITON_INTERPRET=1)"
+            )
         return "torch" if "torch" in offered else offered[0]
     if kernel not in offered:
         raise ValueError(
@@ -121,4 +139,5 @@ def cost(
     )
 
 
-__all__ = ["AUTO", "Cost", "REGISTRY", "build", "cost", "kernels", "names", "parse_spec", "resolve_kernel"]
+__all__ = ["AUTO", "Cost", "REGISTRY", "build", "cost", "fla_only", "kernels", "names", "parse_spec",
+           "resolve_kernel"]

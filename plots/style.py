@@ -21,9 +21,16 @@ MIXER_STYLE: dict[str, tuple[str, str]] = {
     "fox": ("#CC79A7", "P"),
     "kda": ("#D55E00", "X"),
     "reslstm": ("#0072B2", "h"),
+    # The mixers added beyond the paper (Paul Tol's muted palette, apart from Okabe-Ito's hues).
+    "gla": ("#882255", "<"),
+    "deltanet": ("#44AA99", ">"),
+    "gated_deltanet": ("#117733", "p"),
+    "hgrn2": ("#332288", "*"),
+    "mamba2": ("#DDCC77", "d"),
+    "rwkv7": ("#AA4499", "8"),
 }
-EXTRA_COLOURS = ("#882255", "#44AA99", "#117733", "#332288", "#DDCC77", "#AA4499", "#999933", "#88CCEE")
-EXTRA_MARKERS = ("<", ">", "p", "*", "d", "8", "H", "1")
+EXTRA_COLOURS = ("#999933", "#88CCEE", "#661100", "#6699CC", "#888888", "#CC6677", "#E7298A", "#1B9E77")
+EXTRA_MARKERS = ("H", "1", "2", "3", "4", "+", "x", "|")
 LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 FORMATS = ("png", "svg")
 

@@ -33,7 +33,8 @@ def verify(
     device = check_device(device)
     try:
         dtype = dtype_name(dtype)
-        names = list(split_list(mixer_names) or mixers.names())
+        # every registered mixer, fla-only ones included: their rows say they have no twin
+        names = list(split_list(mixer_names) or mixers.names(include_fla_only=True))
         for name in names:
             mixers.kernels(name)
         frame_counts = [int(n) for n in lengths.split(",")]

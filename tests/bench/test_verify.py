@@ -1,6 +1,7 @@
 import pytest
 from typer.testing import CliRunner
 
+import mixers
 import mixers.softmax
 from bench.cli import app
 from bench.verify import check_pair, kernel_pairs, verify
@@ -36,3 +37,27 @@ def test_cli_table_and_exit_code():
 def test_cli_bad_values(bad):
     result = CliRunner().invoke(app, ["verify", *bad.split(), "--no-interpret"])
     assert result.exit_code == 2
+
+
+def test_fla_only_mixer_gets_a_row_saying_so():
+    (check,) = verify(["rwkv7"], [45], 64, 2)
+    assert (check.mixer, check.passed, check.note) == ("rwkv7", None, "fla only (no torch twin)")
+    result = CliRunner().invoke(app, ["verify", "--mixers", "rwkv7", "--no-interpret"])
+    assert result.exit_code == 0, result.output
+    assert "fla only (no torch" in result.output
+
+
+def test_default_mixer_list_includes_fla_only_mixers(monkeypatch):
+    seen = []
+    monkeypatch.setattr("bench.verify.verify", lambda names, *a, **k: seen.extend(names) or [])
+    result = CliRunner().invoke(app, ["verify", "--no-interpret"])
+    assert result.exit_code == 0, result.output
+    assert seen == mixers.names(include_fla_only=True) and "rwkv7" in seen
+
+
+@pytest.mark.interpreter
+def test_fla_refusal_is_reported_not_failed():
+    """fla 0.6's DeltaNet chunk kernel refuses fp32 (T > 64 takes it): a row with fla's message."""
+    check = check_pair("deltanet", "torch", "fla", 77, 32, 2)
+    assert check.passed is None and check.max_abs is None
+    assert check.note.startswith("fla refused: AssertionError") and "float32" in check.note
