@@ -8,8 +8,8 @@
 
 Each step reproduces the causal parallel output of the same module (fp32 rounding; tests in
 tests/mixers/test_stream.py). One file per mixer: ``sa`` (KV cache); ``retnet``, ``lightnet``,
-``gsa``, ``gla``, ``kda``, ``deltanet``, ``gated_deltanet``, ``mamba2`` (constant-size matrix
-states; the delta rules share ``delta_rule``, the short convolutions ``short_conv``); ``fox`` (KV
+``gsa``, ``gla``, ``hgrn2``, ``kda``, ``deltanet``, ``gated_deltanet``, ``mamba2`` (constant-size
+matrix states; the delta rules share ``delta_rule``, the short convolutions ``short_conv``); ``fox`` (KV
 cache with cumulative forget gates); ``reslstm`` (LSTM cells). The interface and its purity
 rules: ``mixers.stream.base``.
 """
@@ -35,6 +35,7 @@ STEPPERS: dict[tuple[str, str], str] = {
     ("deltanet", "torch"): "mixers.stream.deltanet",
     ("gated_deltanet", "torch"): "mixers.stream.gated_deltanet",
     ("mamba2", "torch"): "mixers.stream.mamba2",
+    ("hgrn2", "torch"): "mixers.stream.hgrn2",
 }
 
 

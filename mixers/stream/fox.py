@@ -62,7 +62,8 @@ class ForgettingAttentionStepper(Stepper):
 
     def _prefill(self, x: Tensor) -> ForgettingState:
         m, T = self.module, x.shape[1]
-        f = F.logsigmoid(m.f_proj(x).to(work_dtype(x.dtype))).transpose(1, 2)  # [B, H, T]
+        # [B, H, T]: gates in fp32 as the parallel form (fla's), summed in the work dtype
+        f = F.logsigmoid(m.f_proj(x).float()).to(work_dtype(x.dtype)).transpose(1, 2)
         cumulative = f.cumsum(-1)  # as the parallel form: fp32 out, fp64 accumulation on CPU
         total = f.double().sum(-1)
         cache = KVCache.of([self._heads(m.k_proj(x)), self._heads(m.v_proj(x)), cumulative])
@@ -72,7 +73,7 @@ class ForgettingAttentionStepper(Stepper):
         m, B, work = self.module, x.shape[0], work_dtype(x.dtype)
         q, k, v, f_logits = self.fused_linear("qkvf", [m.q_proj, m.k_proj, m.v_proj, m.f_proj])(x)
         q, k, v = (y.view(B, self.H, self.K) for y in (q, k, v))
-        total = state.total + F.logsigmoid(f_logits.to(work)).double()  # [B, H]
+        total = state.total + F.logsigmoid(f_logits.float()).double()  # [B, H]
         F_t = total.to(work)
         cache = state.cache.append([k, v, F_t])
         keys, values, cumulative = cache.tensors()  # [B, H, t + 1, *]

@@ -72,7 +72,7 @@ class RetNetStepper(Stepper):
         work = work_dtype(x.dtype)
         # [T, H]: gamma_h^(T-1-j), exact powers
         age = torch.arange(T - 1, -1, -1, dtype=torch.float32, device=x.device)  # T-1-j
-        decay = (age[:, None] * log_gammas(H, x.device)).exp().to(work)
+        decay = (age.to(work)[:, None] * log_gammas(H, x.device).to(work)).exp()
         # [B, H, K, T] @ [B, H, T, V]
         S = (k.to(work) * decay[:, :, None]).permute(0, 2, 3, 1) @ v.to(work).transpose(1, 2)
         return RetentionState(length=T, S=S)
@@ -82,7 +82,8 @@ class RetNetStepper(Stepper):
         q, k, v, z = self.fused_linear("qkvg", [m.q_proj, m.k_proj, m.v_proj, m.g_proj])(x)
         # q and k rotated together: [B, 1, 2H, K] -> two [B, H, K]
         q, k = rope(torch.cat((q, k), -1).view(B, 1, 2 * H, K), state.length)[:, 0].split(H, dim=1)
-        gamma = self.derived(f"gamma.{x.device}", [], lambda: log_gammas(H, x.device).exp())
+        work = state.S.dtype  # fp32 log decays, exponentiated in the work dtype as the parallel core
+        gamma = self.derived(f"gamma.{x.device}.{work}", [], lambda: log_gammas(H, x.device).to(work).exp())
         o, S = retention_step(state.S, q, k, v.view(B, H, V), gamma, K**-0.5)
         o = o.to(x.dtype).float()  # the parallel core returns v's dtype
         # Gated RMSNorm over each head's V channels, fp32.  [B, H, V] -> [B, H*V]

@@ -23,9 +23,10 @@ def causal_conv(window: Tensor, x: Tensor, taps: Tensor, bias: Tensor | None) ->
     """``x [B, L, C]`` after ``window [B, W-1, C]``: ``(silu(conv) [B, L, C] in x's dtype, next window)``."""
     W, L = taps.shape[0], x.shape[1]
     frames = torch.cat((window, x), dim=1)  # [B, W - 1 + L, C]
-    y = frames[:, :L].float() * taps[0]
-    for i in range(1, W):
-        y.addcmul_(frames[:, i : i + L].float(), taps[i])
+    # The twins' order (current frame and bias first, then older frames): the same fp32 sums.
+    y = frames[:, W - 1 :].float() * taps[-1]
     if bias is not None:
-        y += bias.float()
+        y = y + bias.float()
+    for shift in range(1, W):
+        y.addcmul_(frames[:, W - 1 - shift : W - 1 - shift + L].float(), taps[W - 1 - shift])
     return F.silu(y).to(x.dtype), frames[:, frames.shape[1] - (W - 1):].clone()
