@@ -34,10 +34,13 @@ Memory is linear in ``T``: chunks are processed in groups of a fixed number of t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
+
+from mixers.chunk_layout import from_chunks, to_chunks
 
 CHUNK = 64
 """Chunk size (fla's KDA kernels use 64 too)."""
@@ -82,12 +85,11 @@ def chunk_gated_delta_rule(
     S = q.new_zeros(B, H, K, V, dtype=dtype)
     if initial_state is not None:
         S = S + initial_state.to(dtype)
-    outputs = []
+    o = v.new_empty(B, T, H, V)
     for t0 in range(0, T, group_tokens):
         t1 = min(t0 + group_tokens, T)
-        o, S = _group(q[:, t0:t1], k[:, t0:t1], v[:, t0:t1], g[:, t0:t1], beta[:, t0:t1], S, scale, qk_l2norm)
-        outputs.append(o.to(v.dtype))
-    o = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
+        S = _group(q[:, t0:t1], k[:, t0:t1], v[:, t0:t1], g[:, t0:t1], beta[:, t0:t1], S, scale, qk_l2norm,
+                   o[:, t0:t1])
     return o, (S if output_final_state else None)
 
 
@@ -95,74 +97,104 @@ Tensor = torch.Tensor
 
 
 def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, scale: float,
-           qk_l2norm: bool) -> tuple[Tensor, Tensor]:
-    """One group of whole chunks: its output [B, L, H, V] and the state after it.
+           qk_l2norm: bool, o: Tensor) -> Tensor:
+    """One group of whole chunks: writes its output into ``o [B, L, H, V]``, returns the state after it.
 
     Chunk-major layout [N, B, H, C, ...]: each chunk's slice is one contiguous [B*H, C, ...] batch,
     which the sequential part multiplies (and, without autograd, updates) in place.
     """
     B, L, H, K = q.shape
-    pad = -L % CHUNK
-    # [N, B, H, C, K] (V for v); padding has k = v = beta = g = 0, so it leaves the state alone.
-    q, k, v = (_chunked(x, pad, S.dtype) for x in (q, k, v))
-    beta = _chunked(beta, pad, S.dtype)  # [N, B, H, C]
-    q, k = (_l2norm(q, scale), _l2norm(k)) if qk_l2norm else (q * scale, k)
-    G = _chunked(g, pad, S.dtype).cumsum(-2)  # [N, B, H, C, K]
+    V, C, dt = v.shape[-1], CHUNK, S.dtype
+    infer = not torch.is_grad_enabled()  # in place and into buffers; autograd needs new tensors
+    # [N, B, H, C, K] (V for v); padding has k = v = beta = 0 and g = 0 (G repeats its last step),
+    # so it leaves the state alone.
+    q, k = to_chunks(q, C, dt), to_chunks(k, C, dt)
+    if qk_l2norm:
+        q, k = _l2norm(q, scale, infer), _l2norm(k, 1.0, infer)
+    else:
+        q = q.mul_(scale) if infer else q * scale
+    beta = to_chunks(beta, C, dt).unsqueeze(-1)  # [N, B, H, C, 1]
+    # [N, B, H, C, K]: the within-chunk cumulative decay, summed in the work dtype
+    G = to_chunks(g, C, dt, functools.partial(torch.cumsum, dtype=dt), -2, pad_value=None)
     G_first, G_last = G[..., :1, :], G[..., -1:, :]  # [N, B, H, 1, K]
+    # Keys and queries decayed to reference a ([k_a; q_a], stacked for one score product), keys
+    # decayed from reference b (k_b), and [v | k_a] side by side (for one product with T).
+    kq = q.new_empty(q.shape[:-2] + (2 * C, K))
+    vk = q.new_empty(q.shape[:-1] + (V + K,))
     strong = not _safe(G_first, G_last)
     if not strong:
         # One reference per chunk and channel, halfway (in value) between the first and last
         # token's cumulative decay: scores are plain matmuls of the decayed q and k.
         R = (G_first + G_last) * 0.5
-        decay, inverse = _exp_pair(G - R)  # [N, B, H, C, K], within e^{+-SAFE_NATS}
-        q_a, k_a, k_b = q * decay, k * decay, k * inverse
-        A_kk, A_qk = k_a @ k_b.transpose(-1, -2), q_a @ k_b.transpose(-1, -2)  # [N, B, H, C, C]
-        A_qk.tril_()  # the upper triangles may hold inf (factors up to e^{2 SAFE_NATS}); never read
-        into_a, into_b, out_of_b = R.exp(), None, (G_last - R).exp_()
+        into_a, into_b, out_of_b = R.exp(), None, (G_last - R).exp_()  # before G changes in place
+        if infer:
+            decay = G.sub_(R).exp_()  # [N, B, H, C, K], within e^{+-SAFE_NATS}
+            inverse = torch.reciprocal(decay)
+        else:
+            decay, inverse = _exp_pair(G - R)
     else:
         # Reference a = the chunk's start, b = its last token: every factor is <= 1.
         A_kk, A_qk = _decayed_tril(q, k, G)
-        decay = _decay(G.clone())
-        q_a, k_a, k_b = q * decay, k * decay, k * _decay(G_last - G)
+        decay, inverse = _decay(G.clone()), _decay(G_last - G)
         into_a, into_b, out_of_b = None, _decay(G_last.clone()), None
-    del q, k, G, G_first, G_last, decay  # the group's peak memory comes later: free what it does not need
-    # T = (I + diag(beta) L)^{-1} diag(beta); the solve reads only the strict lower triangle of A_kk.
-    T = torch.linalg.solve_triangular(beta.unsqueeze(-1) * A_kk.tril_(-1), torch.diag_embed(beta), upper=False,
+    _write(torch.mul, (k, decay), kq[..., :C, :], infer)
+    _write(torch.mul, (q, decay), kq[..., C:, :], infer)
+    k_b = inverse.mul_(k) if infer else k * inverse
+    del q, k, G, G_first, G_last, decay, inverse  # the group's peak comes later: free what it does not need
+    if not strong:
+        A = kq @ k_b.transpose(-1, -2)  # [N, B, H, 2C, C]: A_kk over A_qk
+        A_kk, A_qk = A[..., :C, :], A[..., C:, :].tril_()  # the upper triangles may hold inf: never read
+    if infer:
+        to_chunks(v, C, dt, out=vk[..., :V])
+        vk[..., V:] = kq[..., :C, :]
+    else:
+        vk = torch.cat((to_chunks(v, C, dt), kq[..., :C, :]), -1)
+    # T = (I + diag(beta) L)^{-1} diag(beta), [U~ | W] = T [V | K_a]; the solve reads only the strict
+    # lower triangle of A_kk (a solve with the C columns of diag(beta), then one product, is faster
+    # than solving for the V + K columns).
+    T = torch.linalg.solve_triangular(beta * A_kk.tril_(-1), torch.diag_embed(beta.squeeze(-1)), upper=False,
                                       unitriangular=True)  # [N, B, H, C, C]
-    P = A_qk @ T
     if strong:  # chains of strong decays leave subnormal entries (see _decay): make them zeros
-        T, P = _flush(T), _flush(P)
-    # U~ and the intra-chunk output A_qk U~ ([N, B, H, C, V]); W and Q ([N, B, H, C, K]) such that
-    # U = U~ - W S_a and Out = A_qk U~ + Q S_a, with S_a the state seen from reference a.
-    U, Out, W = T @ v, P @ v, T @ k_a
-    Q = torch.baddbmm(q_a.flatten(0, 2), P.flatten(0, 2), k_a.flatten(0, 2), alpha=-1).view_as(q_a)
-    del A_kk, A_qk, T, P, q_a, k_a, v
-    Out, S = _across_chunks(U, W, Q, Out, k_b, into_a, into_b, out_of_b, S)
-    # [N, B, H, C, V] -> [B, L, H, V]
-    return Out.permute(1, 0, 3, 2, 4).flatten(1, 2)[:, :L], S
+        T = _flush(T)
+    uw = T @ vk
+    del A_kk, T, vk, beta
+    # U = U~ - W S_a (with S_a the state seen from reference a), then Out = A_qk U + Q_a S_a.
+    Out, S = _across_chunks(uw, kq[..., C:, :], A_qk, k_b, into_a, into_b, out_of_b, S)
+    from_chunks(Out, o)
+    return S
 
 
-def _across_chunks(U: Tensor, W: Tensor, Q: Tensor, Out: Tensor, k_b: Tensor, into_a: Tensor | None,
+def _write(op, args: tuple[Tensor, ...], out: Tensor, infer: bool) -> None:
+    """``out[...] = op(*args)``: straight into ``out`` without autograd, through a new tensor with it."""
+    if infer:
+        op(*args, out=out)
+    else:
+        out.copy_(op(*args))
+
+
+def _across_chunks(uw: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,
                    into_b: Tensor | None, out_of_b: Tensor | None, S: Tensor) -> tuple[Tensor, Tensor]:
     """The chunk-to-chunk recurrence: ``U = U~ - W S_a`` and the state after each chunk, then
-    ``Out = A_qk U~ + Q S_a`` for all chunks at once. ``S_a = e^{G_a} S_0`` is the state seen from
+    ``Out = A_qk U + Q_a S_a`` for all chunks at once. ``S_a = e^{G_a} S_0`` is the state seen from
     reference a (``into_a``; None for the chunk start), the update goes through reference b.
 
-    U, Out: [N, B, H, C, V]; W, Q: [N, B, H, C, K]; k_b: [N, B, H, C, K]; factors [N, B, H, 1, K];
-    S: [B, H, K, V]. Returns Out and the final state.
+    uw = [U~ | W]: [N, B, H, C, V + K]; q_a, k_b: [N, B, H, C, K]; A_qk [N, B, H, C, C]; factors
+    [N, B, H, 1, K]; S: [B, H, K, V]. Returns Out [N, B, H, C, V] and the final state.
     """
-    B, H = S.shape[:2]
+    B, H, K, V = S.shape
     k_b = k_b.transpose(-1, -2).flatten(1, 2)  # [N, B*H, K, C]
     # Per-chunk factors of the state, transposed to multiply its K rows: [N, B*H, K, 1].
     into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2).flatten(1, 2)
                                 for x in (into_a, into_b, out_of_b))
-    U, W = U.flatten(1, 2), W.flatten(1, 2)  # [N, B*H, C, V or K]
+    uw = uw.flatten(1, 2)  # [N, B*H, C, V + K]
+    U, W = uw[..., :V], uw[..., V:]
     S = S.flatten(0, 1)  # [B*H, K, V]
     # Only the state's own recurrence runs chunk by chunk (few, small ops: they dominate the
     # per-token overhead); the states seen from reference a are kept for one batched output product.
     # Without autograd U and the kept states are written in place.
     in_place = not torch.is_grad_enabled()
     states = S.new_empty((U.shape[0],) + S.shape) if in_place else []  # [N, B*H, K, V]
+    us = []
     for n in range(U.shape[0]):
         # e^{G_a} S_0; for a = the chunk start, S_0 itself
         if in_place:
@@ -172,17 +204,16 @@ def _across_chunks(U: Tensor, W: Tensor, Q: Tensor, Out: Tensor, k_b: Tensor, in
             S_a = S if into_a is None else S * into_a[n]
             states.append(S_a)
             u = torch.baddbmm(U[n], W[n], S_a, alpha=-1)
+            us.append(u)
         # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
         S = torch.baddbmm(S_a if into_b is None else S * into_b[n], k_b[n], u)
         if out_of_b is not None:
-            S = S * out_of_b[n]
+            S = S.mul_(out_of_b[n]) if in_place else S * out_of_b[n]
     states = states if in_place else torch.stack(states)
-    # Out = A_qk U~ + Q S_a, all chunks at once: [N*B*H, C, V]
-    if in_place:
-        Out.flatten(0, 2).baddbmm_(Q.flatten(0, 2), states.flatten(0, 1))
-    else:
-        Out = torch.baddbmm(Out.flatten(0, 2), Q.flatten(0, 2), states.flatten(0, 1)).unflatten(0, (-1, B, H))
-    return Out, S.unflatten(0, (B, H))
+    U = U if in_place else torch.stack(us)
+    # Out = A_qk U + Q_a S_a, all chunks at once: [N*B*H, C, V]
+    Out = torch.baddbmm(q_a.flatten(0, 2) @ states.flatten(0, 1), A_qk.flatten(0, 2), U.flatten(0, 1))
+    return Out.unflatten(0, (-1, B, H)), S.unflatten(0, (B, H))
 
 
 def _decayed_tril(q: torch.Tensor, k: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,21 +270,14 @@ def _safe(G_first: torch.Tensor, G_last: torch.Tensor) -> bool:
     return bool((G_first - G_last).max() <= 2 * SAFE_NATS)
 
 
-def _chunked(x: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tensor:
-    """[B, L, H, ...] -> contiguous [N, B, H, C, ...] in ``dtype``, zero-padded at the end to N * C tokens."""
-    if pad:
-        x = F.pad(x, (0, 0) * (x.dim() - 2) + (0, pad))
-    x = x.unflatten(1, (-1, CHUNK))  # [B, N, C, H, ...]
-    return x.permute(1, 0, 3, 2, *range(4, x.dim())).contiguous().to(dtype)
-
-
 def _block_diagonal(A: torch.Tensor, size: int) -> torch.Tensor:
     """View of the diagonal ``size x size`` blocks of ``A [..., C, C]`` as ``[..., size, size, C // size]``."""
     C = A.shape[-1]
     return A.unflatten(-1, (C // size, size)).unflatten(-3, (C // size, size)).diagonal(dim1=-4, dim2=-2)
 
 
-def _l2norm(x: torch.Tensor, scale: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
-    """``scale * x / sqrt(sum x^2 + eps)`` over the last dim (fla's eps)."""
+def _l2norm(x: torch.Tensor, scale: float = 1.0, in_place: bool = False, eps: float = 1e-6) -> torch.Tensor:
+    """``scale * x / sqrt(sum x^2 + eps)`` over the last dim (fla's eps); ``in_place`` overwrites ``x``."""
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    return x * (torch.rsqrt(norm.square() + eps) * scale)
+    factor = torch.rsqrt(norm.square() + eps) * scale
+    return x.mul_(factor) if in_place else x * factor

@@ -35,6 +35,7 @@ from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import gla_chunk, scratch_bytes
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024
@@ -92,13 +93,8 @@ class GSATwin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.hidden_size or x.shape[1] < 1:
             raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
-        T = x.shape[1]
-        if T <= self.segment:
-            return self.step(x)[0]
-        y, state = x.new_empty(x.shape), None
-        for start in range(0, T, self.segment):
-            y[:, start : start + self.segment], state = self.step(x[:, start : start + self.segment], state)
-        return y
+        return run_segments(lambda t0, t1, state: self.step(x[:, t0:t1], state), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One segment ``x [B, T, D]`` continuing from ``state``; returns ``(y [B, T, D], state)``."""

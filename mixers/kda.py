@@ -36,6 +36,7 @@ from torch import nn
 
 from mixers import delta_chunk
 from mixers.cost import Cost, fitted_train, linear_flops
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 
@@ -139,11 +140,8 @@ class KimiDeltaAttentionTwin(nn.Module):
         w_in = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight, self.f_proj[0].weight,
                           self.g_proj[0].weight, self.b_proj.weight])
         w_out = self.o_proj.weight * self.o_norm.weight.repeat(self.num_heads).to(self.o_proj.weight.dtype)
-        out, state = x.new_empty(B, T, D), None
-        for t0 in range(0, T, SEGMENT):
-            t1 = min(t0 + SEGMENT, T)
-            out[:, t0:t1], state = self._segment(x, t0, t1, state, w_in, w_out)
-        return out
+        return run_segments(lambda t0, t1, state: self._segment(x, t0, t1, state, w_in, w_out), T, SEGMENT,
+                            lambda: x.new_empty(B, T, D))
 
     def _segment(self, x: torch.Tensor, t0: int, t1: int, state: torch.Tensor | None, w_in: torch.Tensor,
                  w_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

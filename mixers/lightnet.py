@@ -18,10 +18,12 @@ Kernels (one state dict serves all three):
   defaults otherwise: expand_ratio 128 (F = 128, key width 512), gate_low_rank_dim 128, no
   short convolution, ``chunk`` mode (fla switches to ``fused_recurrent`` for T <= 64). Its
   forward returns the plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter.
-- ``torch``: our twin, same parameter names and shapes; the log-cumsum-exp gate in fp32, then
-  the shared chunkwise core ``mixers.gla_chunk``. The layer runs over time segments of 1024
-  carrying (S, z), so only one segment's projections live beside the output: linear time,
-  and memory about the output's plus a constant. Any device, fp32 and bf16.
+- ``torch``: our twin, same parameter names and shapes; the core is the additive form of
+  ``mixers.lightnet_chunk`` (plain chunked linear attention in a moving frame, no gates), or, for
+  a group of steps whose logits spread by tens of nats, the log-cumsum-exp gate in fp32 and the
+  shared gated core ``mixers.gla_chunk``. The layer runs over time segments of 1024 carrying
+  (S, z) (``mixers.segments``), so only one segment's projections live beside the output: linear
+  time, and memory about the output's plus a constant. Any device, fp32 and bf16.
 - ``reference``: the twin with fla's ``naive_recurrent_gla`` (a per-step loop) as the core.
 """
 
@@ -34,7 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import chunk_cumsum, gla_chunk, scratch_bytes
+from mixers.gla_chunk import chunk_cumsum, gla_chunk
+from mixers.lightnet_chunk import CHUNK, GROUP, additive_group
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024
@@ -93,19 +97,34 @@ def lightnet_attention(q: torch.Tensor, u: torch.Tensor | Callable[[], torch.Ten
                        state: State | None = None, naive: bool = False) -> tuple[torch.Tensor, State]:
     """LightNet's core: queries q and key logits u [B, T, H, F], values v [B, T, H, V].
 
-    The additive gate, then gated linear attention with scale F^-1/2: ``gla_chunk``, or fla's
-    per-step ``naive_recurrent_gla`` when ``naive``. ``u`` may be a zero-argument function
-    making it (the layer passes one, so the logits are freed once gated).
+    Scale F^-1/2. By default the additive form of ``mixers.lightnet_chunk``, group by group; a group
+    outside its safe range (logits spread by tens of nats within a chunk) takes the gated form:
+    the additive gate, then ``gla_chunk``. With ``naive``: the gate, then fla's per-step
+    ``naive_recurrent_gla``. ``u`` may be a zero-argument function making it.
     Returns ``(o [B, T, H, V], (S, z))``.
     """
-    S0, z0 = (None, None) if state is None else state
-    k, g, z = additive_gate(u() if callable(u) else u, z0)
+    S, z = (None, None) if state is None else state
+    u = u() if callable(u) else u
+    scale = q.shape[-1] ** -0.5
     if naive:
         from fla.ops.gla.naive import naive_recurrent_gla
 
-        o, S = naive_recurrent_gla(q, k, v, g, initial_state=S0, output_final_state=True)
-    else:
-        o, S = gla_chunk(q, k, v, g, scale=q.shape[-1] ** -0.5, initial_state=S0)
+        k, g, z = additive_gate(u, z)
+        o, S = naive_recurrent_gla(q, k, v, g, initial_state=S, output_final_state=True)
+        return o, (S, z)
+    B, T, H, Fk = q.shape
+    work = _work(q.dtype)
+    S = q.new_zeros(B, H, Fk, v.shape[-1], dtype=work) if S is None else S.to(work)
+    o = v.new_empty(v.shape)
+    for t0 in range(0, T, GROUP):
+        t1 = min(t0 + GROUP, T)
+        qg, ug, vg = q[:, t0:t1], u[:, t0:t1], v[:, t0:t1]
+        state = additive_group(qg, ug, vg, S, z, scale, o[:, t0:t1])
+        if state is None:
+            k, g, z = additive_gate(ug, z)
+            o[:, t0:t1], S = gla_chunk(qg, k, vg, g, scale=scale, initial_state=S)
+        else:
+            S, z = state
     return o, (S, z)
 
 
@@ -135,13 +154,8 @@ class LightNetTwin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.hidden_size or x.shape[1] < 1:
             raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
-        T = x.shape[1]
-        if T <= self.segment:
-            return self.step(x)[0]
-        y, state = x.new_empty(x.shape), None
-        for start in range(0, T, self.segment):
-            y[:, start : start + self.segment], state = self.step(x[:, start : start + self.segment], state)
-        return y
+        return run_segments(lambda t0, t1, state: self.step(x[:, t0:t1], state), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One segment ``x [B, T, D]`` continuing from ``state``; returns ``(y [B, T, D], state)``."""
@@ -220,15 +234,17 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
 
 def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) -> int:
     """Peak of LightNetTwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
-    KF, V = H * Fk, D // H
-    tokens = B * min(T, SEGMENT)
-    # Gate: q and the key logits, then z, the shifted z and g in fp32.
-    gate = tokens * (2 * KF * e + 3 * KF * 4)
-    # Core: q, k, g, v and the core output, plus gla_chunk's state and chunk scratch.
-    core = tokens * (3 * KF * e + 2 * D * e) + scratch_bytes(B, H, Fk, V)
+    KF, V, C = H * Fk, D // H, CHUNK
+    steps = min(T, SEGMENT)
+    chunks = -(-min(steps, GROUP) // C)  # of one group of the core
+    # Layer: q, the key logits and v, and the core's output (dtype).
+    layer = B * steps * (2 * KF + 2 * D) * e
+    # Core, as it reads the states: the scaled queries, the scores, the chunked values and the
+    # read (fp32), the state seen by each chunk, the one after the group and the carried one.
+    core = B * chunks * C * (KF * 4 + H * C * 4 + 2 * D * 4) + (chunks + 2) * B * H * Fk * V * 4
     # Tail: the normed output, the gate projection and its silu, in fp32.
-    tail = tokens * (3 * D * 4 + R * e)
-    peak = max(gate, core, tail)
+    tail = B * steps * (3 * D * 4 + R * e)
+    peak = max(layer + core, tail)
     if T > SEGMENT:
         # The whole output, and the state carried in from the previous segment.
         peak += B * T * D * e + B * H * Fk * V * 4
