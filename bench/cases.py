@@ -235,6 +235,11 @@ PRESETS: dict[str, Sweep] = {
     "quick": Sweep(seconds=(10, 25, 50, 100), budget_s=0.5),
     # Long lengths on CPU, for the scaling slopes and the 400 s speed-ups (tens of minutes).
     "scaling": Sweep(seconds=(100, 200, 400), budget_s=0.5, timeout_s=1800.0),
+    # Each twin against its `reference` kernel (the same projections around fla's naive op) at 100 s
+    # (4,999 frames): the layer-level speed-ups over fla's reference (seconds per naive call, hence 3 reps).
+    "reference": Sweep(seconds=(100,), mixers=tuple(f"{m}:{k}" for m in ("retnet", "lightnet", "gsa", "fox", "kda")
+                                                    for k in ("torch", "reference")),
+                       min_reps=3, budget_s=0.5, timeout_s=1800.0),
 }
 
 
