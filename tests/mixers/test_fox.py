@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import mixers
-from bench.memory import peak_memory
 from mixers import fox_attention
 from mixers.fox_attention import forgetting_attention
+from tests.mixers import parity
 
 
 def naive(q, k, v, g):
@@ -147,23 +147,12 @@ def test_bf16_layer_close_to_fp32():
 
 @pytest.mark.parametrize("T", [1, 63, 130], ids=lambda t: f"T{t}")
 def test_twin_matches_reference_kernel(T):
-    """The same projections around fla's naive_forgetting_attn."""
-    torch.manual_seed(0)
-    twin = mixers.build("fox", 96, 3, kernel="torch")
-    reference = mixers.build("fox", 96, 3, kernel="reference")
-    reference.load_state_dict(twin.state_dict(), strict=True)
-    x = torch.randn(2, T, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(x), reference(x), atol=1e-4, rtol=0)
+    """The same projections around fla's naive_forgetting_attn: 1e-4 absolute."""
+    parity.check_reference_kernel("fox", T, parity.absolute(1e-4))
 
 
 def test_state_dict_matches_fla_layer():
-    fla_layer = mixers.build("fox", 1024, 4, kernel="fla")
-    twin = mixers.build("fox", 1024, 4, kernel="torch")
-    expected = {name: tuple(t.shape) for name, t in fla_layer.state_dict().items()}
-    assert {name: tuple(t.shape) for name, t in twin.state_dict().items()} == expected
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    fla_layer.load_state_dict(twin.state_dict(), strict=True)
+    parity.check_state_dict("fox")
 
 
 def test_rejects_bad_input():
@@ -183,42 +172,24 @@ def test_rejects_bad_input():
 # fla's parallel attention works in query tiles of 128 and key tiles of 32 (first autotune config).
 
 
-def _pair(hidden=64, heads=2, **twin_options):
-    torch.manual_seed(0)
-    fla_layer = mixers.build("fox", hidden, heads, kernel="fla")
-    twin = mixers.build("fox", hidden, heads, kernel="torch", **twin_options)
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    return fla_layer, twin
-
-
 def _check_forward_and_gradients(fla_layer, twin, x):
-    x_fla, x_twin = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fla, y_twin = fla_layer(x_fla), twin(x_twin)
-    dy = torch.randn(y_fla.shape, generator=torch.Generator().manual_seed(1))
-    y_fla.backward(dy)
-    y_twin.backward(dy)
-    # Output and input gradient: 1e-4 absolute at unit-scale inputs.
-    torch.testing.assert_close(y_twin, y_fla, atol=1e-4, rtol=0)
-    torch.testing.assert_close(x_twin.grad, x_fla.grad, atol=1e-4, rtol=0)
-    # Parameter gradients sum over all B*T tokens: 1e-5 of the largest entry plus 2e-5 absolute
-    # (fla's own naive op differs from fla's kernel by up to 1e-5 in these sums).
-    fla_params = dict(fla_layer.named_parameters())
-    for name, p in twin.named_parameters():
-        expected = fla_params[name].grad
-        assert (p.grad - expected).abs().max() <= 1e-5 * expected.abs().max() + 2e-5, name
+    """Output and input gradient: 1e-4 absolute at unit-scale inputs. Parameter gradients sum over
+    all B*T tokens: 1e-5 of the largest entry plus 2e-5 absolute (fla's own naive op differs from
+    fla's kernel by up to 1e-5 in these sums)."""
+    parity.check_forward_and_gradients(fla_layer, twin, x, parity.absolute(1e-4), parity.absolute(1e-4),
+                                       parity.relative(1e-5, 2e-5))
 
 
 @pytest.mark.interpreter
 @pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"T{t}")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
-    fla_layer, twin = _pair()
-    _check_forward_and_gradients(fla_layer, twin, torch.randn(2, T, 64))
+    _check_forward_and_gradients(*parity.fla_pair("fox"), torch.randn(2, T, 64))
 
 
 @pytest.mark.interpreter
 def test_twin_skipping_blocks_matches_fla_layer(monkeypatch):
     """Strong forgetting (log forget ~ -6 a frame) with 8 x 8 blocks: most key blocks skipped."""
-    fla_layer, twin = _pair(hidden=128, block_q=8, block_k=8)
+    fla_layer, twin = parity.fla_pair("fox", hidden=128, block_q=8, block_k=8)
     with torch.no_grad():
         for layer in (fla_layer, twin):
             layer.f_proj.bias.fill_(-6.0)
@@ -235,12 +206,7 @@ def test_twin_skipping_blocks_matches_fla_layer(monkeypatch):
 
 @pytest.mark.parametrize("frames", [4999, pytest.param(9999, marks=pytest.mark.slow)], ids=lambda f: f"L{f}")
 def test_cost_model_predicts_measured_peak(frames):
-    twin = mixers.build("fox", 1024, 4, kernel="torch")
-    x = torch.randn(1, frames, 1024)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    predicted = mixers.cost("fox", frames, 1024, 4, kernel="torch").activation_bytes
-    assert predicted == pytest.approx(measured, rel=0.25)
+    parity.check_cost_model("fox", frames)
 
 
 def test_cost_flops_count_causal_pairs():

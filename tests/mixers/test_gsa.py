@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import mixers
-from bench.memory import peak_memory
 from mixers.gsa import SEGMENT, GSATwin, slot_attention
+from tests.mixers import parity
 
 
 def paper_recurrence(q, k, v, s, g, scale, initial_state=None):
@@ -68,24 +68,13 @@ def test_core_matches_paper_recurrence_fp64(gate_scale):
 
 
 def test_state_dict_matches_fla_layer():
-    fla_layer = mixers.build("gsa", 1024, 4, kernel="fla")
-    twin = mixers.build("gsa", 1024, 4, kernel="torch")
-    expected = {name: tuple(t.shape) for name, t in fla_layer.state_dict().items()}
-    assert {name: tuple(t.shape) for name, t in twin.state_dict().items()} == expected
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    fla_layer.load_state_dict(twin.state_dict(), strict=True)
+    parity.check_state_dict("gsa")
 
 
 @pytest.mark.parametrize("T", [1, 2, 63, 65, 130], ids=lambda t: f"T{t}")
 def test_twin_matches_reference_kernel(T):
-    """The same projections around fla's per-step naive_recurrent_gsa."""
-    torch.manual_seed(0)
-    twin = mixers.build("gsa", 96, 3, kernel="torch")
-    reference = mixers.build("gsa", 96, 3, kernel="reference")
-    reference.load_state_dict(twin.state_dict(), strict=True)
-    x = torch.randn(2, T, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(x), reference(x), atol=1e-4, rtol=0)
+    """The same projections around fla's per-step naive_recurrent_gsa: 1e-4 absolute."""
+    parity.check_reference_kernel("gsa", T, parity.absolute(1e-4))
 
 
 def test_segments_equal_one_pass():
@@ -120,56 +109,24 @@ def test_rejects_bad_input():
 # fla runs fused_recurrent for T <= 64 and chunk above: 45 and 77 cover both, neither a multiple of 64.
 
 
-def _pair(hidden=64, heads=2):
-    torch.manual_seed(0)
-    fla_layer = mixers.build("gsa", hidden, heads, kernel="fla")
-    twin = mixers.build("gsa", hidden, heads, kernel="torch")
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    return fla_layer, twin
-
-
 @pytest.mark.interpreter
 @pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"T{t}")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
-    fla_layer, twin = _pair()
-    x = torch.randn(2, T, 64)
-    x_fla, x_twin = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fla, y_twin = fla_layer(x_fla), twin(x_twin)
-    dy = torch.randn_like(y_fla)
-    y_fla.backward(dy)
-    y_twin.backward(dy)
-    # Output and input gradient: 1e-4 absolute at unit-scale inputs.
-    torch.testing.assert_close(y_twin, y_fla, atol=1e-4, rtol=0)
-    torch.testing.assert_close(x_twin.grad, x_fla.grad, atol=1e-4, rtol=0)
-    # Parameter gradients sum over all 2*T tokens: 1e-5 of the largest entry.
-    fla_params = dict(fla_layer.named_parameters())
-    for name, p in twin.named_parameters():
-        expected = fla_params[name].grad
-        assert (p.grad - expected).abs().max() <= 1e-5 * expected.abs().max() + 1e-6, name
+    """Output and input gradient: 1e-4 absolute at unit-scale inputs; parameter gradients sum over
+    all 2*T tokens: 1e-5 of the largest entry (+1e-6)."""
+    parity.check_forward_and_gradients(*parity.fla_pair("gsa"), torch.randn(2, T, 64), parity.absolute(1e-4),
+                                       parity.absolute(1e-4), parity.relative(1e-5, 1e-6))
 
 
 @pytest.mark.interpreter
 def test_twin_matches_fla_layer_at_one_step():
     """T=1 without gradients is fla's single-token inference kernel."""
-    fla_layer, twin = _pair()
-    x = torch.randn(3, 1, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(x), fla_layer(x), atol=1e-4, rtol=0)
+    parity.check_inference(*parity.fla_pair("gsa"), torch.randn(3, 1, 64), parity.absolute(1e-4))
 
 
 @pytest.mark.interpreter
 def test_bf16_twin_matches_fla_layer_fused_recurrent():
-    """bf16 against fla at T <= 64 only: under the interpreter fla's bf16 *chunk* kernels return
-    garbage (chunk_gla alone is off by 1e10 at T=77, fp32 is exact), so longer bf16 parity
-    needs a GPU (``bench verify``)."""
-    fla_layer, twin = _pair()
-    fla_layer.bfloat16()
-    twin.bfloat16()
-    x = torch.randn(2, 45, 64).bfloat16()
-    with torch.no_grad():
-        y_fla, y_twin = fla_layer(x).float(), twin(x).float()
-    # Both round projections, slots and output to bf16: 2e-2 of the output scale (~2 bf16 ulps).
-    assert (y_twin - y_fla).abs().max() <= 2e-2 * y_fla.abs().max()
+    parity.check_bf16_fused_recurrent("gsa")
 
 
 # --- cost model ---------------------------------------------------------------------------------
@@ -178,10 +135,5 @@ def test_bf16_twin_matches_fla_layer_fused_recurrent():
 @pytest.mark.slow
 @pytest.mark.parametrize("frames", [4999, 9999], ids=lambda f: f"L{f}")
 def test_cost_model_predicts_measured_peak(frames):
-    twin = mixers.build("gsa", 1024, 4, kernel="torch")
-    x = torch.randn(1, frames, 1024)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    predicted = mixers.cost("gsa", frames, 1024, 4, kernel="torch").activation_bytes
-    assert predicted == pytest.approx(measured, rel=0.25)
     assert frames > SEGMENT  # the multi-segment branch of the model is the one exercised
+    parity.check_cost_model("gsa", frames)

@@ -3,9 +3,9 @@ import torch
 
 import mixers
 from bench.cases import frames
-from bench.memory import peak_memory
 from mixers import delta_chunk, kda
 from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
+from tests.mixers import parity
 
 # Per-step log decays g ~ -U(0, strength): "weak" keeps every chunk on the single-reference path,
 # "moderate" (a few nats a step, as fla's initialisation gives its fastest channels) needs the
@@ -161,12 +161,9 @@ def test_core_rejects_mismatched_shapes():
 
 
 def test_state_dict_matches_fla_layer_and_loads_strictly():
-    fla_layer = mixers.build("kda", 1024, 4, kernel="fla")
-    twin = mixers.build("kda", 1024, 4, kernel="torch")
-    assert list(twin.state_dict()) == list(fla_layer.state_dict())
-    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in fla_layer.state_dict().items()}
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
+    parity.check_state_dict("kda")
     # the paper's configuration: head_dim 128 whatever the hidden size, so key and value widths 512
+    fla_layer = mixers.build("kda", 1024, 4, kernel="fla")
     assert fla_layer.head_dim == 128 and fla_layer.key_dim == 512 and fla_layer.num_heads == 4
 
 
@@ -176,17 +173,10 @@ def test_auto_is_the_twin_on_cpu():
     assert mixers.build("kda", 64, 2).kernel == "torch"
 
 
-def _layers(*kernels, hidden=64, heads=2):
-    torch.manual_seed(0)
-    first = mixers.build("kda", hidden, heads, kernel=kernels[0])
-    with torch.no_grad():
-        # A non-trivial norm weight and gate bias, so their use and gradients are exercised.
-        first.o_norm.weight.uniform_(0.5, 1.5)
-        first.g_proj[1].bias.uniform_(-1, 1)
-    others = [mixers.build("kda", hidden, heads, kernel=kernel) for kernel in kernels[1:]]
-    for other in others:
-        other.load_state_dict(first.state_dict(), strict=True)
-    return first, *others
+def _norm_and_gate(layer):
+    # A non-trivial norm weight and gate bias, so their use and gradients are exercised.
+    layer.o_norm.weight.uniform_(0.5, 1.5)
+    layer.g_proj[1].bias.uniform_(-1, 1)
 
 
 @pytest.mark.parametrize("T", [1, 130, 300], ids=lambda t: f"B2-T{t}-D64-H2-segments128")
@@ -194,18 +184,16 @@ def test_twin_matches_reference_kernel(T, monkeypatch):
     """Same projections, fla's naive core vs ours, in segments of 128 tokens (T=130 and 300 cross
     segment borders, where the state and the convolutions' context carry over): 1e-4 abs and of scale."""
     monkeypatch.setattr(kda, "SEGMENT", 128)
-    twin, reference = _layers("torch", "reference")
-    x = torch.randn(2, T, 64)
-    with torch.no_grad():
-        out = twin(x)
-        assert out.shape == (2, T, 64)
-        err, scale = _err(out, reference(x))
-    assert err <= 1e-4 * min(1.0, scale)
+    parity.check_reference_kernel("kda", T, parity.of_scale(1e-4, cap=1.0), hidden=64, heads=2,
+                                  init=_norm_and_gate)
 
 
 def test_segment_borders_do_not_change_the_layer(monkeypatch):
     """Segments of 64 tokens (state and convolution context carried) vs one segment: 1e-5 abs."""
-    (twin,) = _layers("torch")
+    torch.manual_seed(0)
+    twin = mixers.build("kda", 64, 2, kernel="torch")
+    with torch.no_grad():
+        _norm_and_gate(twin)
     x = torch.randn(1, 150, 64)
     with torch.no_grad():
         whole = twin(x)
@@ -214,7 +202,10 @@ def test_segment_borders_do_not_change_the_layer(monkeypatch):
 
 
 def test_layer_bf16_close_to_fp32():
-    (twin,) = _layers("torch")
+    torch.manual_seed(0)
+    twin = mixers.build("kda", 64, 2, kernel="torch")
+    with torch.no_grad():
+        _norm_and_gate(twin)
     x = torch.randn(2, 130, 64)
     with torch.no_grad():
         reference = twin(x)
@@ -230,32 +221,19 @@ def test_layer_bf16_close_to_fp32():
 @pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B1-T{t}-D64-H2")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
     """fla's layer (chunk kernels, as under autograd) run by Triton's interpreter vs the twin with the
-    same weights: output, input gradient and every parameter gradient within 1e-4 of their scale.
-    (Interpreted KDA is slow, ~1 min a case on 2 busy cores: one sequence per case.)"""
-    fla_layer, twin = _layers("fla", "torch")
-    x = torch.randn(1, T, 64, requires_grad=True)
-    out_fla, out_twin = fla_layer(x), twin(x)
-    err, scale = _err(out_twin, out_fla)
-    assert err <= 1e-4 * min(1.0, scale)
-    grad_out = torch.randn_like(out_fla)
-    names = ["input", *(name for name, _ in fla_layer.named_parameters())]
-    grads_fla = torch.autograd.grad(out_fla, [x, *fla_layer.parameters()], grad_out)
-    grads_twin = torch.autograd.grad(out_twin, [x, *twin.parameters()], grad_out)
-    for name, a, e in zip(names, grads_twin, grads_fla):
-        err, scale = _err(a, e)
-        assert err <= 1e-4 * max(1.0, scale), name
+    same weights: output within 1e-4 of min(1, scale), input and every parameter gradient within
+    1e-4 of max(1, scale). (Interpreted KDA is slow, ~1 min a case on 2 busy cores: one sequence per case.)"""
+    grads = parity.of_scale(1e-4, floor=1.0)
+    parity.check_forward_and_gradients(*parity.fla_pair("kda", init=_norm_and_gate), torch.randn(1, T, 64),
+                                       parity.of_scale(1e-4, cap=1.0), grads, grads)
 
 
 @pytest.mark.interpreter
 @pytest.mark.slow
 def test_twin_matches_fla_fused_recurrent_inference():
     """In eval mode under no_grad at T <= 64 fla switches to its fused_recurrent kernel: 1e-4 of scale."""
-    fla_layer, twin = _layers("fla", "torch")
-    fla_layer.eval()
-    x = torch.randn(1, 45, 64)
-    with torch.no_grad():
-        err, scale = _err(twin(x), fla_layer(x))
-    assert err <= 1e-4 * min(1.0, scale)
+    fla_layer, twin = parity.fla_pair("kda", init=_norm_and_gate)
+    parity.check_inference(fla_layer.eval(), twin, torch.randn(1, 45, 64), parity.of_scale(1e-4, cap=1.0))
 
 
 def test_rejects_wrong_input_and_options():
@@ -279,11 +257,4 @@ def test_cost_counts_weights_and_state():
 @pytest.mark.slow
 @pytest.mark.parametrize("seconds", [100, 400], ids=lambda s: f"{s}s-D1024-H4")
 def test_cost_model_predicts_measured_peak(seconds):
-    length = frames(seconds)
-    torch.manual_seed(0)
-    twin = mixers.build("kda", 1024, 4, kernel="torch")
-    x = torch.randn(1, length, 1024)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    predicted = mixers.cost("kda", length, 1024, 4, kernel="torch").activation_bytes
-    assert predicted == pytest.approx(measured, rel=0.25)
+    parity.check_cost_model("kda", frames(seconds))

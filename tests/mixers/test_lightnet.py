@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import mixers
-from bench.memory import peak_memory
-from mixers.lightnet import SEGMENT, LightNetTwin, lightnet_attention, log_cumsum_exp
+from mixers import lightnet
+from mixers.lightnet import SEGMENT, LightNetTwin, additive_gate, lightnet_attention, log_cumsum_exp
+from tests.mixers import parity
 
 
 def paper_recurrence(q, u, v, scale):
@@ -64,6 +65,25 @@ def test_core_matches_paper_recurrence_fp64(logit_scale):
     torch.testing.assert_close(o, paper_recurrence(q, u, v, 32**-0.5), atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("logit_scale, gated", [(1.0, False), (40.0, True)], ids=["unit-additive", "logits40-gated"])
+def test_logit_spread_selects_the_core(monkeypatch, logit_scale, gated):
+    """Unit logits take the additive form; logits spread by tens of nats within a group take the
+    gated one (the fp64 case above checks its result): pin which runs."""
+    calls = []
+    monkeypatch.setattr(lightnet, "additive_gate", lambda *a: calls.append(1) or additive_gate(*a))
+    q, u, v = core_inputs(99, logit_scale=logit_scale, dtype=torch.float64)
+    lightnet_attention(q, u, v)
+    assert bool(calls) == gated
+
+
+@pytest.mark.parametrize("group", [64, 1024], ids=lambda g: f"group{g}")
+def test_core_gradients_match_finite_differences(monkeypatch, group):
+    """fp64 gradcheck of the additive core, also across group borders (the carried S and z)."""
+    monkeypatch.setattr(lightnet, "GROUP", group)
+    q, u, v = (x.requires_grad_() for x in core_inputs(130, B=1, H=1, F=4, V=3, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda *x: lightnet_attention(*x)[0], (q, u, v), fast_mode=True)
+
+
 def test_core_matches_fla_naive_recurrent_gla():
     q, u, v = core_inputs(77)
     o, (S, z) = lightnet_attention(q, u, v)
@@ -84,24 +104,13 @@ def test_core_in_segments_equals_one_pass(cut):
 
 
 def test_state_dict_matches_fla_layer():
-    fla_layer = mixers.build("lightnet", 1024, 4, kernel="fla")
-    twin = mixers.build("lightnet", 1024, 4, kernel="torch")
-    expected = {name: tuple(t.shape) for name, t in fla_layer.state_dict().items()}
-    assert {name: tuple(t.shape) for name, t in twin.state_dict().items()} == expected
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    fla_layer.load_state_dict(twin.state_dict(), strict=True)
+    parity.check_state_dict("lightnet")
 
 
 @pytest.mark.parametrize("T", [1, 2, 63, 65, 130], ids=lambda t: f"T{t}")
 def test_twin_matches_reference_kernel(T):
-    """The same projections around fla's per-step naive_recurrent_gla."""
-    torch.manual_seed(0)
-    twin = mixers.build("lightnet", 96, 3, kernel="torch")
-    reference = mixers.build("lightnet", 96, 3, kernel="reference")
-    reference.load_state_dict(twin.state_dict(), strict=True)
-    x = torch.randn(2, T, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(x), reference(x), atol=1e-4, rtol=0)
+    """The same projections around fla's per-step naive_recurrent_gla: 1e-4 absolute."""
+    parity.check_reference_kernel("lightnet", T, parity.absolute(1e-4))
 
 
 def test_segments_equal_one_pass():
@@ -136,55 +145,23 @@ def test_rejects_bad_input():
 # fla runs fused_recurrent for T <= 64 and chunk above: 45 and 77 cover both, neither a multiple of 64.
 
 
-def _pair(hidden=64, heads=2):
-    torch.manual_seed(0)
-    fla_layer = mixers.build("lightnet", hidden, heads, kernel="fla")
-    twin = mixers.build("lightnet", hidden, heads, kernel="torch")
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    return fla_layer, twin
-
-
 @pytest.mark.interpreter
 @pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"T{t}")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
-    fla_layer, twin = _pair()
-    x = torch.randn(2, T, 64)
-    x_fla, x_twin = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fla, y_twin = fla_layer(x_fla), twin(x_twin)
-    dy = torch.randn_like(y_fla)
-    y_fla.backward(dy)
-    y_twin.backward(dy)
-    # Output and input gradient: 1e-4 absolute at unit-scale inputs.
-    torch.testing.assert_close(y_twin, y_fla, atol=1e-4, rtol=0)
-    torch.testing.assert_close(x_twin.grad, x_fla.grad, atol=1e-4, rtol=0)
-    # Parameter gradients sum over all 2*T tokens: 1e-5 of the largest entry.
-    fla_params = dict(fla_layer.named_parameters())
-    for name, p in twin.named_parameters():
-        expected = fla_params[name].grad
-        assert (p.grad - expected).abs().max() <= 1e-5 * expected.abs().max() + 1e-6, name
+    """Output and input gradient: 1e-4 absolute at unit-scale inputs; parameter gradients sum over
+    all 2*T tokens: 1e-5 of the largest entry (+1e-6)."""
+    parity.check_forward_and_gradients(*parity.fla_pair("lightnet"), torch.randn(2, T, 64), parity.absolute(1e-4),
+                                       parity.absolute(1e-4), parity.relative(1e-5, 1e-6))
 
 
 @pytest.mark.interpreter
 def test_twin_matches_fla_layer_at_one_step():
-    fla_layer, twin = _pair()
-    x = torch.randn(3, 1, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(x), fla_layer(x), atol=1e-4, rtol=0)
+    parity.check_inference(*parity.fla_pair("lightnet"), torch.randn(3, 1, 64), parity.absolute(1e-4))
 
 
 @pytest.mark.interpreter
 def test_bf16_twin_matches_fla_layer_fused_recurrent():
-    """bf16 against fla at T <= 64 only: under the interpreter fla's bf16 *chunk* kernels return
-    garbage (chunk_gla alone is off by 1e10 at T=77, fp32 is exact), so longer bf16 parity
-    needs a GPU (``bench verify``)."""
-    fla_layer, twin = _pair()
-    fla_layer.bfloat16()
-    twin.bfloat16()
-    x = torch.randn(2, 45, 64).bfloat16()
-    with torch.no_grad():
-        y_fla, y_twin = fla_layer(x).float(), twin(x).float()
-    # Both round projections and output to bf16: 2e-2 of the output scale (about 2 bf16 ulps).
-    assert (y_twin - y_fla).abs().max() <= 2e-2 * y_fla.abs().max()
+    parity.check_bf16_fused_recurrent("lightnet")
 
 
 # --- cost model ---------------------------------------------------------------------------------
@@ -193,10 +170,5 @@ def test_bf16_twin_matches_fla_layer_fused_recurrent():
 @pytest.mark.slow
 @pytest.mark.parametrize("frames", [4999, 9999], ids=lambda f: f"L{f}")
 def test_cost_model_predicts_measured_peak(frames):
-    twin = mixers.build("lightnet", 1024, 4, kernel="torch")
-    x = torch.randn(1, frames, 1024)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    predicted = mixers.cost("lightnet", frames, 1024, 4, kernel="torch").activation_bytes
-    assert predicted == pytest.approx(measured, rel=0.25)
     assert frames > SEGMENT  # the multi-segment branch of the model is the one exercised
+    parity.check_cost_model("lightnet", frames)

@@ -3,8 +3,8 @@ import torch
 
 import mixers
 from bench.cases import frames
-from bench.memory import peak_memory
 from mixers.retnet import log_decays, retention
+from tests.mixers import parity
 
 
 def _qkv(B, T, H, K, V):
@@ -43,11 +43,7 @@ def test_decays_are_retnets():
 
 
 def test_state_dict_matches_fla_layer_and_loads_strictly():
-    fla_layer = mixers.build("retnet", 1024, 4, kernel="fla")
-    twin = mixers.build("retnet", 1024, 4, kernel="torch")
-    assert list(twin.state_dict()) == list(fla_layer.state_dict())
-    assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in fla_layer.state_dict().items()}
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
+    parity.check_state_dict("retnet")
 
 
 def test_auto_is_the_twin_on_cpu():
@@ -56,15 +52,9 @@ def test_auto_is_the_twin_on_cpu():
     assert mixers.build("retnet", 64, 2).kernel == "torch"
 
 
-def _fla_and_twin(hidden=64, heads=2):
-    torch.manual_seed(0)
-    fla_layer = mixers.build("retnet", hidden, heads, kernel="fla")
-    with torch.no_grad():
-        # A non-trivial norm weight, so its gradient and its use are both exercised.
-        fla_layer.g_norm_swish_gate.weight.uniform_(0.5, 1.5)
-    twin = mixers.build("retnet", hidden, heads, kernel="torch")
-    twin.load_state_dict(fla_layer.state_dict(), strict=True)
-    return fla_layer, twin
+def _norm_weight(layer):
+    # A non-trivial norm weight, so its gradient and its use are both exercised.
+    layer.g_norm_swish_gate.weight.uniform_(0.5, 1.5)
 
 
 @pytest.mark.interpreter
@@ -72,39 +62,22 @@ def _fla_and_twin(hidden=64, heads=2):
 def test_twin_matches_fla_layer_forward_and_gradients(T):
     """fla's layer (chunk kernel, as under autograd) run by Triton's interpreter vs the twin with
     the same weights: output, input gradient and every parameter gradient within 1e-4 abs."""
-    fla_layer, twin = _fla_and_twin()
-    x = torch.randn(2, T, 64, requires_grad=True)
-    out_fla, out_twin = fla_layer(x), twin(x)
-    assert (out_fla - out_twin).abs().max() <= 1e-4
-    grad_out = torch.randn_like(out_fla)
-    names = ["input", *(name for name, _ in fla_layer.named_parameters())]
-    grads_fla = torch.autograd.grad(out_fla, [x, *fla_layer.parameters()], grad_out)
-    grads_twin = torch.autograd.grad(out_twin, [x, *twin.parameters()], grad_out)
-    for name, a, b in zip(names, grads_fla, grads_twin):
-        assert (a - b).abs().max() <= 1e-4, name
+    tol = parity.absolute(1e-4)
+    parity.check_forward_and_gradients(*parity.fla_pair("retnet", init=_norm_weight), torch.randn(2, T, 64),
+                                       tol, tol, tol)
 
 
 @pytest.mark.interpreter
 def test_twin_matches_fla_fused_recurrent_inference():
     """Under no_grad at T <= 64 fla switches to its fused_recurrent kernel: 1e-4 abs."""
-    fla_layer, twin = _fla_and_twin()
-    x = torch.randn(1, 45, 64)
-    with torch.no_grad():
-        assert (fla_layer(x) - twin(x)).abs().max() <= 1e-4
+    parity.check_inference(*parity.fla_pair("retnet", init=_norm_weight), torch.randn(1, 45, 64),
+                           parity.absolute(1e-4))
 
 
 @pytest.mark.parametrize("T", [1, 130, 1100], ids=lambda t: f"B2-T{t}-D64-H2")
 def test_reference_kernel_matches_twin(T):
     """Same projections, fla's naive core vs ours; T=1100 crosses the output blocks: 1e-4 abs."""
-    torch.manual_seed(0)
-    twin = mixers.build("retnet", 64, 2, kernel="torch")
-    reference = mixers.build("retnet", 64, 2, kernel="reference")
-    reference.load_state_dict(twin.state_dict(), strict=True)
-    x = torch.randn(2, T, 64)
-    with torch.no_grad():
-        out = twin(x)
-        assert out.shape == (2, T, 64)
-        assert (out - reference(x)).abs().max() <= 1e-4
+    parity.check_reference_kernel("retnet", T, parity.absolute(1e-4), hidden=64, heads=2)
 
 
 def test_bf16_close_to_fp32():
@@ -137,11 +110,4 @@ def test_cost_counts_weights_and_state():
 @pytest.mark.slow
 @pytest.mark.parametrize("seconds", [100, 200], ids=lambda s: f"{s}s-D1024-H4")
 def test_cost_model_predicts_measured_peak(seconds):
-    length = frames(seconds)
-    torch.manual_seed(0)
-    twin = mixers.build("retnet", 1024, 4, kernel="torch")
-    x = torch.randn(1, length, 1024)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: twin(x), "cpu").above_bytes
-    predicted = mixers.cost("retnet", length, 1024, 4, kernel="torch").activation_bytes
-    assert predicted == pytest.approx(measured, rel=0.25)
+    parity.check_cost_model("retnet", frames(seconds))

@@ -1,0 +1,118 @@
+"""Core-only speed-up: each twin's core against fla's naive op on the same inputs, timed in one run.
+
+The issue's target: every twin at least 10x faster than fla's naive reference at 5,000 frames
+wherever that reference is a per-step recurrence or materialises L x L. The layer-level ratio is
+the ``reference`` preset of ``bench sweep`` (the same projections around both cores); this test
+times the cores alone, so the shared projections do not hide the ratio.
+
+Profiles (``MIXBENCH_PERF_PROFILE``): ``ci`` (default) runs hidden 128, 2 heads, 399 frames in a
+few seconds (see ``CI_TARGET``); ``full`` runs the paper's width (hidden
+1024, 4 heads) at 4,999 frames (100 s of audio) and requires 10x. Both on one intra-op thread,
+each side judged by its fastest call (other processes on a shared machine only add time). Both
+cores must also agree (1e-4 absolute, fp32 at unit-scale inputs), so a fast wrong core fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.cases import frames
+from tests.perf.gates import fastest_ms
+
+pytestmark = pytest.mark.perf
+
+TARGET = {"full": 10.0}
+"""Required naive / twin ratio in the full profile (the issue's target, for every twin)."""
+CI_TARGET = {"lightnet": 2.0, "gsa": 2.0, "kda": 2.0}
+"""Other profiles (399 frames): the per-step recurrences must still be 2x slower than the twins
+(measured 5.7-12x at hidden 128); the L x L references (retnet, fox) are one large matmul at that
+length, as fast as the twin, so only the agreement of the outputs is checked for them."""
+SECONDS = {"full": 100.0}
+"""Audio seconds per profile (100 s is 4,999 frames); other profiles use 8 s (399 frames)."""
+MIXERS = ("retnet", "lightnet", "gsa", "fox", "kda")
+
+
+def _cores(name: str, T: int, D: int, H: int, gen: torch.Generator) -> tuple[Callable, Callable]:
+    """(twin core, fla's naive op) as zero-argument calls on the same inputs, both returning [B, T, H, V]."""
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen)
+
+    if name == "retnet":
+        from fla.ops.retention.naive import naive_retention
+
+        from mixers.retnet import retention
+
+        q, k, v = randn(1, T, H, D // H), randn(1, T, H, D // H), randn(1, T, H, 2 * D // H)
+        qh, kh, vh = (x.transpose(1, 2) for x in (q, k, v))
+        return lambda: retention(q, k, v), lambda: naive_retention(qh, kh, vh).transpose(1, 2)
+    if name == "lightnet":
+        from mixers.lightnet import lightnet_attention
+
+        q, u, v = F.silu(randn(1, T, H, 128)), randn(1, T, H, 128), randn(1, T, H, D // H)
+        import fla.ops.gla.naive  # noqa: F401  (imported before timing)
+
+        return lambda: lightnet_attention(q, u, v)[0], lambda: lightnet_attention(q, u, v, naive=True)[0]
+    if name == "gsa":
+        from fla.ops.gsa.naive import naive_recurrent_gsa
+
+        from mixers.gsa import slot_attention
+
+        K = D // H
+        q, k, v = (F.silu(randn(1, T, H, K)) for _ in range(3))
+        g = F.logsigmoid(randn(1, T, H, K)) / 8
+        s = 1 - g.exp()
+        return (lambda: slot_attention(q, k, v, s, g)[0],
+                lambda: naive_recurrent_gsa(q, k, v, s, g, scale=1.0)[0])
+    if name == "fox":
+        from fla.ops.forgetting_attn.naive import naive_forgetting_attn
+
+        from mixers.fox_attention import forgetting_attention
+
+        q, k, v = (randn(1, H, T, D // H) for _ in range(3))
+        g = F.logsigmoid(1.0 + randn(1, H, T))
+        return (lambda: forgetting_attention(q, k, v, g),
+                lambda: naive_forgetting_attn(*(x.transpose(1, 2) for x in (q, k, v, g))))
+    if name == "kda":
+        from fla.ops.kda.naive import naive_recurrent_kda
+
+        from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
+
+        q, k, v = randn(1, T, H, 128), randn(1, T, H, 128), randn(1, T, H, 128)
+        # Per-step log decays spread like fla's initialisation (exp(A_log) in [1, 16] times dt in
+        # [1e-3, 0.1]): magnitudes from 1e-3 to about 1.6 nats.
+        g = -torch.exp(torch.rand(1, T, H, 128, generator=gen) * math.log(1600) + math.log(1e-3))
+        beta = torch.rand(1, T, H, generator=gen)
+        qn, kn = _l2norm(q), _l2norm(k)
+        return (lambda: chunk_gated_delta_rule(q, k, v, g, beta, qk_l2norm=True)[0],
+                lambda: naive_recurrent_kda(qn, kn, v, g, beta)[0])
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_core_faster_than_fla_naive(gate_benchmark, name, profile):
+    D, H = profile.hidden, profile.heads
+    T = frames(SECONDS.get(profile.name, 8.0))
+    twin, naive = _cores(name, T, D, H, torch.Generator().manual_seed(0))
+    gate_benchmark.group = f"core-speedup-{profile.name}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            torch.testing.assert_close(twin(), naive(), atol=1e-4, rtol=0)
+            gate_benchmark.pedantic(twin, rounds=profile.rounds, warmup_rounds=1, iterations=1)
+            naive_ms = fastest_ms(naive, "cpu", rounds=3 if profile.name == "full" else profile.rounds)
+    finally:
+        torch.set_num_threads(threads)
+    twin_ms = gate_benchmark.stats.stats.min * 1e3
+    ratio = naive_ms / twin_ms
+    gate_benchmark.extra_info.update(frames=T, hidden=D, heads=H, twin_min_ms=twin_ms, naive_min_ms=naive_ms,
+                                     speedup=ratio)
+    target = TARGET[profile.name] if profile.name in TARGET else CI_TARGET.get(name, 0.0)
+    assert ratio >= target, (f"{name} core: {ratio:.2f}x fla's naive op at {T} frames (twin {twin_ms:.1f} ms, "
+                             f"naive {naive_ms:.1f} ms); target {target:g}x")
