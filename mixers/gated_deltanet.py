@@ -119,4 +119,10 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     KD, VD = H * K, H * V
     n_in = 2 * KD + VD + H + H + VD  # q, k, v, beta, the decay's input, the output gate: one matmul
     params = 2 * H + n_in * D + W * (2 * KD + VD) + V + VD * D
-    return delta_cost(batch, length, D, H, K, V, W, n_in, 0, params, dtype_bytes, kernel)
+    # No training estimate yet (train_bytes None). Measured with the CPU probe (fp32, 4,999 frames,
+    # 4 heads, head_dim 256, expand_v 2): 1.44 GB at width 128 and 1.45 GB at 256, about
+    # 2.0 D + 73.3 KD elements per token (the chunked core's key-wide tensors, not growing with
+    # the width): more than naive SA's 1.2 GB at that length, which tests/mixers/test_train_mode.py
+    # assumes no twin reaches; left for the lead to decide.
+    train = None
+    return delta_cost(batch, length, D, H, K, V, W, n_in, 0, params, dtype_bytes, kernel, train)

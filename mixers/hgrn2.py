@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers.cost import Cost, linear_flops
+from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import SEGMENT, check_input, check_options, gla_core, gla_twin_activation, run_segments
 
 KERNELS = ("fla", "torch", "reference")
@@ -112,5 +112,9 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     weights = D * (2 * FD + D) + D + D * D
     # beside the core: the silu'd queries and the keys (dtype)
     activation = gla_twin_activation(B, T, D, FD, D, H, 2 * FD + D, SEGMENT, e, extra_per_token=2 * FD * e)
+    # Training, elements per token fitted to the CPU probe and autograd's saved-tensor hooks
+    # (fp32, 4,999 frames, 4 heads, widths 128 and 256).
+    train = fitted_train(B, T, D, e, weights * e, saved_per_token=21.05 * D + 125,
+                         total_per_token=21.22 * D + 151) if kernel == "torch" else {}
     return Cost(flops=projections + gates + norm + core, activation_bytes=int(activation),
-                state_bytes=B * H * Fk * V * 4, weight_bytes=weights * e)
+                state_bytes=B * H * Fk * V * 4, weight_bytes=weights * e, **train)
