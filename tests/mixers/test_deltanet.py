@@ -123,7 +123,7 @@ def test_fla_layer_refuses_fp32_above_64_tokens():
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B2-T{t}-D64-H2")
+@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B1-T{t}-D64-H2")
 def test_twin_matches_fla_layer_forward_and_gradients(T, monkeypatch):
     """fla's layer run by Triton's interpreter (fused_recurrent at T=45; at T=77 its chunk kernels, called
     in fp32 past the wrapper's dtype assertion) vs the twin: output and all gradients within 1e-4 of scale."""
@@ -131,7 +131,7 @@ def test_twin_matches_fla_layer_forward_and_gradients(T, monkeypatch):
 
     monkeypatch.setattr(fla.layers.delta_net, "chunk_delta_rule", _fp32_chunk_delta_rule)
     fla_layer, twin = layers("deltanet", "fla", "torch", tweak=_tweak)
-    assert_matches_fla(fla_layer, twin, torch.randn(2, T, 64))
+    assert_matches_fla(fla_layer, twin, torch.randn(1, T, 64))
 
 
 def test_rejects_wrong_input_and_options():
@@ -151,8 +151,8 @@ def test_cost_counts_weights_and_state():
     assert cost.state_bytes == 2 * 4 * 256 * 256 * 4 + 2 * 3 * 3072 * 2
 
 
-@pytest.mark.parametrize("length", [1500, 2500], ids=lambda t: f"T{t}-D256-H4")
-def test_cost_model_predicts_measured_peak(length):
-    """One segment, and three (the output and carried state beside a segment's scratch): within 25%."""
-    measured, predicted = measured_and_predicted("deltanet", length, 256, 4)
+def test_cost_model_predicts_measured_peak():
+    """Two segments of 2048 (the second beside the whole output and the carried state), width 128:
+    within 25% (the single-segment phase is tested in test_gated_deltanet.py, same model)."""
+    measured, predicted = measured_and_predicted("deltanet", 2200, 128, 4)
     assert predicted == pytest.approx(measured, rel=0.25)

@@ -144,8 +144,7 @@ def test_cost_counts_weights_and_state():
     assert cost.state_bytes == 2 * 4 * 256 * 512 * 4 + 2 * 3 * 4096 * 2
 
 
-@pytest.mark.parametrize("length", [1000, 2500], ids=lambda t: f"T{t}-D256-H4-K64")
-def test_cost_model_predicts_measured_peak(length):
-    """One segment, and three (the output and carried state beside a segment's scratch): within 25%."""
-    measured, predicted = measured_and_predicted("gated_deltanet", length, 256, 4, head_dim=64)
+def test_cost_model_predicts_measured_peak():
+    """One segment, heads of 64 keys and 128 values: within 25%."""
+    measured, predicted = measured_and_predicted("gated_deltanet", 1000, 256, 4, head_dim=64)
     assert predicted == pytest.approx(measured, rel=0.25)

@@ -104,12 +104,12 @@ def test_bf16_close_to_fp32():
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B2-T{t}-D64-H2")
+@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B1-T{t}-D64-H2")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
     """fla's layer run by Triton's interpreter (fused_recurrent at T=45, chunk at T=77) vs the twin:
     output and all gradients within 1e-4 of their scale."""
     fla_layer, twin = layers("hgrn2", "fla", "torch", tweak=_tweak)
-    assert_matches_fla(fla_layer, twin, torch.randn(2, T, 64))
+    assert_matches_fla(fla_layer, twin, torch.randn(1, T, 64))
 
 
 def test_rejects_wrong_input_and_options():
@@ -126,8 +126,7 @@ def test_cost_counts_weights_and_state():
     assert cost.state_bytes == 2 * 4 * 256 * 256 * 4  # fp32 state [B, H, F, V]
 
 
-@pytest.mark.parametrize("length", [900, 2200], ids=lambda t: f"T{t}-D256-H4")
-def test_cost_model_predicts_measured_peak(length):
-    """One segment, and three (the output and carried state beside a segment's scratch): within 25%."""
-    measured, predicted = measured_and_predicted("hgrn2", length, 256, 4)
+def test_cost_model_predicts_measured_peak():
+    """Two segments of 1024 (the second beside the whole output and the carried state): within 25%."""
+    measured, predicted = measured_and_predicted("hgrn2", 1500, 256, 4)
     assert predicted == pytest.approx(measured, rel=0.25)

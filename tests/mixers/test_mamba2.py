@@ -40,12 +40,12 @@ def paper_recurrence(x, dt, A, Bm, Cm, h0):
     return torch.stack(out, 1), h
 
 
-@pytest.mark.parametrize("T", [1, 63, 130], ids=lambda t: f"B2-T{t}-H2-P24-N16")
+@pytest.mark.parametrize("T", [1, 63, 100], ids=lambda t: f"B2-T{t}-H2-P16-N16")
 @pytest.mark.parametrize("dt_scale", [0.1, 3.0], ids=["dt-small", "dt-x3"])
 def test_ssd_matches_paper_recurrence_fp64(T, dt_scale):
     """dt x3 with A up to 16 decays tens of nats a step. With an initial state."""
-    x, dt, A, Bm, Cm = _inputs(2, T, 2, 24, 16, dt_scale, torch.float64)
-    h0 = torch.randn(2, 2, 16, 24, dtype=torch.float64)
+    x, dt, A, Bm, Cm = _inputs(2, T, 2, 16, 16, dt_scale, torch.float64)
+    h0 = torch.randn(2, 2, 16, 16, dtype=torch.float64)
     y, h = ssd(x, dt, A, Bm, Cm, h0)
     y_ref, h_ref = paper_recurrence(x, dt, A, Bm, Cm, h0)
     torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
@@ -82,7 +82,7 @@ def _tweak(layer):
     layer.D.uniform_(0.5, 1.5)
 
 
-@pytest.mark.parametrize("T", [1, 130, 300], ids=lambda t: f"B2-T{t}-D64-H2-segments128")
+@pytest.mark.parametrize("T", [1, 200], ids=lambda t: f"B2-T{t}-D64-H2-segments128")
 def test_twin_matches_reference_kernel(T):
     """Same projections, fla's per-step loop vs our chunked core, in segments of 128 (the state and the
     convolution's context carried across): 1e-4 of scale."""
@@ -115,12 +115,12 @@ def test_bf16_close_to_fp32():
 
 
 @pytest.mark.interpreter
-@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B2-T{t}-D64-H2")
+@pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B1-T{t}-D64-H2")
 def test_twin_matches_fla_layer_forward_and_gradients(T):
     """fla's layer on CPU (its torch_forward SSD in chunks of 256, its Triton gated norm under the
     interpreter) vs the twin: output and all gradients within 1e-4 of their scale."""
     fla_layer, twin = layers("mamba2", "fla", "torch", tweak=_tweak)
-    assert_matches_fla(fla_layer, twin, torch.randn(2, T, 64))
+    assert_matches_fla(fla_layer, twin, torch.randn(1, T, 64))
 
 
 def test_rejects_wrong_input_and_options():
@@ -138,8 +138,7 @@ def test_cost_counts_weights_and_state():
     assert cost.state_bytes == 2 * 4 * 128 * 512 * 4 + 2 * 3 * 2304 * 2
 
 
-@pytest.mark.parametrize("length", [900, 2200], ids=lambda t: f"T{t}-D256-H4")
-def test_cost_model_predicts_measured_peak(length):
-    """One segment, and three (the output and carried state beside a segment's scratch): within 25%."""
-    measured, predicted = measured_and_predicted("mamba2", length, 256, 4)
+def test_cost_model_predicts_measured_peak():
+    """Two segments of 1024 (the second beside the whole output and the carried state): within 25%."""
+    measured, predicted = measured_and_predicted("mamba2", 1500, 256, 4)
     assert predicted == pytest.approx(measured, rel=0.25)
