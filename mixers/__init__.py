@@ -6,7 +6,8 @@ imported on first use, so ``import mixers`` stays cheap (fla pulls in transforme
 Each mixer module defines:
 
 - ``KERNELS``: the kernels it offers, e.g. ``("fla", "torch")`` or ``("sdpa", "naive")``;
-  the first is the default when ``auto`` has no better choice.
+  the first is the default when ``auto`` has no better choice. ``("fla",)`` alone marks a mixer
+  without a PyTorch twin yet: ``auto`` refuses it off CUDA and ``names()`` leaves it out there.
 - ``build(kernel, hidden_size, num_heads, **options) -> nn.Module``.
 - ``cost(length, hidden_size, num_heads, batch, dtype_bytes, kernel) -> mixers.cost.Cost``.
 """
