@@ -131,10 +131,14 @@ def default_causal(mixer: str, mode: str = "forward", bidirectional: bool = Fals
     return True
 
 
-def default_mixers() -> tuple[str, ...]:
-    """Every registered mixer at its default kernel, with both softmax-attention kernels."""
+def default_mixers(device: str | None = None) -> tuple[str, ...]:
+    """Every mixer that can run on ``device`` at its default kernel, with both softmax-attention kernels.
+
+    fla-only mixers (no PyTorch twin) join only on CUDA; ``device=None`` asks whether CUDA is present.
+    """
+    on_cuda = torch.device(device).type == "cuda" if device is not None else None
     specs = []
-    for name in mixers.names():
+    for name in mixers.names(include_fla_only=on_cuda):
         if name == "sa":
             specs += ["sa:sdpa", "sa:naive"]
         else:
@@ -204,7 +208,7 @@ class Sweep:
     def cases(self) -> list[Case]:
         self.validate()
         out = []
-        for spec in self.mixers or default_mixers():
+        for spec in self.mixers or default_mixers(self.device):
             name, kernel = mixers.parse_spec(spec)
             kernel = mixers.resolve_kernel(name, kernel, self.device)
             for mode in self.modes:

@@ -27,6 +27,16 @@ def test_default_mixers_cover_both_softmax_kernels_and_every_registered_mixer():
     assert {spec.split(":")[0] for spec in specs} == set(mixers.names())
 
 
+def test_default_mixers_follow_the_sweeps_device_not_the_machine():
+    fla_only = {name for name in mixers.REGISTRY if mixers.fla_only(name)}
+    assert fla_only, "expected at least one fla-only mixer (rwkv7) to exercise the rule"
+    on_cpu = {spec.split(":")[0] for spec in default_mixers("cpu")}
+    on_cuda = {spec.split(":")[0] for spec in default_mixers("cuda")}
+    assert not on_cpu & fla_only
+    assert on_cuda == set(mixers.REGISTRY) and on_cpu == set(mixers.REGISTRY) - fla_only
+    assert {case.mixer for case in Sweep(seconds=(10,), device="cpu").cases()} == on_cpu
+
+
 def test_cases_cross_every_axis_and_resolve_auto_kernel():
     sweep = Sweep(seconds=(10, 25), mixers=("sa", "sa:naive"), dtypes=("fp32", "bf16"), batches=(1, 2))
     cases = sweep.cases()
