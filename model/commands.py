@@ -82,8 +82,8 @@ def train(
     gat_window: Annotated[int | None, typer.Option(help="gat: graph neighbours within +-N frames "
                                                    "(default: every frame).")] = None,
     test_split: Annotated[str | None, typer.Option(help="Split(s) the best checkpoint is scored on, comma-"
-                                                   "separated, e.g. test1,test2 for MSP-Podcast "
-                                                   "(default: test).")] = None,
+                                                   "separated (default: the corpus's: test1,test2 for "
+                                                   "MSP-Podcast, test for RAVDESS and manifests).")] = None,
     device: Device = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for PyTorch (smoke: 1).")] = None,
     skip_bad_audio: SkipBad = False,

@@ -5,8 +5,10 @@ Each combination trains into ``OUT/<encoder>/<mixer>/`` (names made path-safe: `
 anything trains, so a typo in the last mixer fails at once. A run folder that already holds a run is
 continued, and one that finished is skipped, provided its saved configuration is the one asked for
 (otherwise a one-line error: nothing is overwritten). After training, the best checkpoint is also
-scored on any further test splits (MSP-Podcast: ``test1`` in training, then ``test2``); those
-accuracy rows are written once, so a rerun of the grid adds none twice.
+scored on any further test splits given (``--test-split test1,test2``: ``test1`` in training, then
+``test2``); those accuracy rows are written once, so a rerun of the grid adds none twice. With no
+``--test-split`` training itself scores every default test split of the corpus (MSP-Podcast: test1 and
+test2; ``Corpus.default_splits``).
 """
 
 from __future__ import annotations

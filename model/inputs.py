@@ -8,14 +8,20 @@ the shards, with the waveform and feature statistics the cache recorded for its 
 corpus, classes and encoders are the cache's, and any encoder option given must agree with them.
 Either way the statistics are those of the training split only, and they go into the run's
 ``config.json`` beside the encoder names.
+
+Splits: a ``dev_split`` or ``test_split`` left None is the corpus's default (``Corpus.default_splits``:
+MSP-Podcast development, then test1 and test2; RAVDESS validation and test; a manifest's
+development / validation / dev and test), or, from a cache, the same rule over the splits it stores.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from model.corpora.base import DefaultSplits, default_splits
 from model.dataset import Encoded, encode, feature_stats, waveform_stats
 from model.features import SAMPLE_RATE, parse_layer, speech_encoder, text_encoder
 
@@ -38,34 +44,47 @@ class Inputs:
     wave_std: float
     speech_stats: Stats  # [D] or [L, D]: the training split's
     text_stats: Stats | None
+    names: DefaultSplits  # the splits trained on, picked on and scored on (the tests in order)
+
+
+def chosen_splits(config, defaults: Callable[[], DefaultSplits]) -> DefaultSplits:
+    """``config``'s train / dev / test split names, each one left None taken from ``defaults()`` (called
+    only then: a corpus without default names still trains on the ones given)."""
+    given = DefaultSplits(config.train_split, config.dev_split, (config.test_split,) if config.test_split else ())
+    if given.dev and given.tests:
+        return given
+    fallback = defaults()
+    return DefaultSplits(given.train, given.dev or fallback.dev, given.tests or fallback.tests)
 
 
 def prepare(config, device: str | torch.device = "cpu") -> Inputs:
     """The train, development and test splits of ``config`` (a ``TrainConfig``) as features."""
-    splits = (config.train_split, config.dev_split, config.test_split)
     crop = int(config.crop_seconds * SAMPLE_RATE) if config.crop_seconds else None
     if config.features:
-        return _from_cache(config, splits, crop)
+        return _from_cache(config, crop)
     from model.data import load_split, open_corpus
 
     corpus = open_corpus(config.corpus)
+    names = chosen_splits(config, corpus.default_splits)
+    splits = (names.train, names.dev, *names.tests)
     speech = speech_encoder(config.speech_encoder, config.n_mels, config.speech_layer or "last", device)
     text = text_encoder(config.text_encoder, config.text_dim, device)
     loaded, skipped = load_split(corpus, config.train_split, config.skip_bad_audio)
     wave_mean, wave_std = waveform_stats(loaded)
     data = {config.train_split: encode(loaded, corpus.classes, speech, text, wave_mean, wave_std, skipped)}
     del loaded
-    for split in splits[1:]:
+    for split in dict.fromkeys(splits[1:]):
         part, skipped = load_split(corpus, split, config.skip_bad_audio)
         data[split] = encode(part, corpus.classes, speech, text, wave_mean, wave_std, skipped)
     train = data[config.train_split]
     return Inputs(tuple(corpus.classes), corpus.name, data, speech.name, parse_layer(config.speech_layer or "last"),
                   speech.dim, getattr(speech, "layers", None),
                   text.name if text else "none", text.dim if text else None, speech.frames(crop) if crop else None,
-                  wave_mean, wave_std, feature_stats(train.speech), feature_stats(train.text) if text else None)
+                  wave_mean, wave_std, feature_stats(train.speech), feature_stats(train.text) if text else None,
+                  names)
 
 
-def _from_cache(config, splits: tuple[str, str, str], crop: int | None) -> Inputs:
+def _from_cache(config, crop: int | None) -> Inputs:
     from model.cache import FeatureCache, encoder_options
 
     cache = FeatureCache(config.features)
@@ -77,13 +96,16 @@ def _from_cache(config, splits: tuple[str, str, str], crop: int | None) -> Input
     if differ:  # resolve_config fills these from the cache; a config built by hand must agree with it
         raise ValueError(f"{config.features} was made with {({k: fixed[k] for k in differ})}; got {differ}")
     layer = parse_layer(config.speech_layer) if config.speech_layer is not None else None
-    data = {split: cache.split(split, layer) for split in splits}
+    stored = dict.fromkeys(e["split"] for e in cache.index["utterances"])
+    names = chosen_splits(config, lambda: default_splits(stored, str(cache.root)))
+    data = {split: cache.split(split, layer) for split in (names.train, names.dev, *names.tests)}
     speech_stats, text_stats = cache.stats(layer)
     text = cache.text_info
     return Inputs(cache.classes, cache.corpus_name, data, cache.speech_name(layer), cache.layer_index(layer)[0],
                   cache.speech_info["dim"],
                   cache.speech_layers(layer), text["name"] if text else "none", text["dim"] if text else None,
-                  cache.frames(crop) if crop else None, cache.wave_mean, cache.wave_std, speech_stats, text_stats)
+                  cache.frames(crop) if crop else None, cache.wave_mean, cache.wave_std, speech_stats, text_stats,
+                  names)
 
 
 def apply_normalization(model: torch.nn.Module, inputs: Inputs) -> None:

@@ -80,8 +80,8 @@ class TrainConfig:
     text_dim: int = 64
     eval_batch_size: int = 1
     train_split: str = "train"
-    dev_split: str = "development"
-    test_split: str = "test"
+    dev_split: str | None = None  # None: the corpus's (model.inputs: MSP-Podcast development, RAVDESS validation)
+    test_split: str | None = None  # None: the corpus's, each scored (MSP-Podcast test1 and test2)
     skip_bad_audio: bool = False
     device: str = "cpu"
     threads: int | None = None  # intra-op CPU threads; None: PyTorch's default
@@ -155,7 +155,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
         return state["final"]
     inputs = prepare(config, context.device)
     splits, classes = inputs.splits, inputs.classes
-    train, dev, test = (splits[s] for s in (config.train_split, config.dev_split, config.test_split))
+    names = inputs.names
+    train, dev = splits[names.train], splits[names.dev]
     for split, data in splits.items():
         report(f"{split}: {len(data)} utterances" + (f" ({data.skipped} unreadable skipped)" if data.skipped else ""))
 
@@ -173,7 +174,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
                 "speech_layer": inputs.speech_layer,
                 "text_encoder": inputs.text_name, "corpus_name": inputs.corpus_name,
                 "classes": list(classes), "wave_mean": inputs.wave_mean, "wave_std": inputs.wave_std,
-                "world": context.world, "device": context.device, "sample_rate": SAMPLE_RATE}
+                "world": context.world, "device": context.device, "sample_rate": SAMPLE_RATE,
+                "splits": {"train": names.train, "dev": names.dev, "tests": list(names.tests)}}
     report(f"model: {name}:{model.kernel}, depth {model.depth}, {resolved['params']:,} trainable parameters "
            f"(budget {config.budget:,}), width {config.width}, {config.heads} heads")
     if context.main:
@@ -204,10 +206,10 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
                 checkpoint.save({"model": model.state_dict(), "epoch": best_epoch, "epochs_trained": config.epochs,
                                  "macro_f1": best_f1}, out / "best.pt")
         lr = optimizer.param_groups[0]["lr"]
-        history += [{"kind": "epoch", "epoch": epoch + 1, "split": config.train_split, "loss": loss,
+        history += [{"kind": "epoch", "epoch": epoch + 1, "split": names.train, "loss": loss,
                      "accuracy": accuracy, "lr": lr},
-                    {"kind": "epoch", "epoch": epoch + 1, "split": config.dev_split, **asdict(val), "best": improved}]
-        report(f"epoch {epoch + 1}/{config.epochs}: train loss {loss:.4f} acc {accuracy:.3f} | {config.dev_split} "
+                    {"kind": "epoch", "epoch": epoch + 1, "split": names.dev, **asdict(val), "best": improved}]
+        report(f"epoch {epoch + 1}/{config.epochs}: train loss {loss:.4f} acc {accuracy:.3f} | {names.dev} "
                f"macro-F1 {val.macro_f1:.4f} UAR {val.uar:.4f} acc {val.accuracy:.3f} | lr {lr:.2e}"
                + (" | best" if improved else ""))
         if context.main:
@@ -219,8 +221,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
 
     model.load_state_dict(checkpoint.load(out / "best.pt")["model"])
     final = {}
-    for split, data in ((config.dev_split, dev), (config.test_split, test)):
-        result = score(model, data, classes, config.eval_batch_size, context)
+    for split in (names.dev, *names.tests):
+        result = score(model, splits[split], classes, config.eval_batch_size, context)
         final[split] = asdict(result)
         history.append({"kind": "final", "epoch": best_epoch, "split": split, **asdict(result)})
         report(f"best epoch {best_epoch}, {split}: macro-F1 {result.macro_f1:.4f} UAR {result.uar:.4f} "

@@ -9,6 +9,41 @@ from pathlib import Path
 from typing import Protocol
 
 VALIDATION_NAMES = {"development", "validation"}
+DEV_NAMES = ("development", "validation", "dev")  # a development split's names, in order of preference
+
+
+@dataclass(frozen=True)
+class DefaultSplits:
+    """The splits training uses when none are given: it fits on ``train``, picks its best epoch on ``dev``
+    and scores the best checkpoint on each of ``tests`` (MSP-Podcast: Test1 and Test2, as the attention
+    paper's Table 1)."""
+
+    train: str
+    dev: str
+    tests: tuple[str, ...]
+
+
+def default_splits(names: Iterable[str], where: str = "corpus",
+                   declared: DefaultSplits | None = None) -> DefaultSplits:
+    """``declared`` (a reader's own) when given, else by name from the splits present: ``train``; the
+    first of development / validation / dev; ``test``, or else every ``test<N>`` in order. Names match
+    case-insensitively; a DataError names the splits present when one is missing."""
+    present = list(names)
+    folded = {name.casefold(): name for name in present}
+    if declared is not None:
+        wanted = [declared.train, declared.dev, *declared.tests]
+        missing = [name for name in wanted if name.casefold() not in folded]
+        if missing:
+            raise DataError(f"{where}: default split {missing[0]!r} has no utterances "
+                            f"(splits present: {', '.join(present) or 'none'})")
+        return declared
+    tests = [folded["test"]] if "test" in folded else sorted(
+        (n for n in present if n.casefold().startswith("test") and n[4:].isdigit()), key=lambda n: int(n[4:]))
+    dev = next((folded[n] for n in DEV_NAMES if n in folded), None)
+    if "train" not in folded or dev is None or not tests:
+        raise DataError(f"{where}: no default train / development / test splits among "
+                        f"{', '.join(present) or 'none'}; name them (--train-split, --dev-split, --test-split)")
+    return DefaultSplits(folded["train"], dev, tuple(tests))
 
 
 class DataError(ValueError):
@@ -34,11 +69,15 @@ class Corpus(Protocol):
 
     def splits(self) -> tuple[str, ...]: ...
 
+    def default_splits(self) -> DefaultSplits: ...
+
     def utterances(self, split: str) -> list[Utterance]: ...
 
 
 class ListedCorpus:
     """Utterances held in memory, grouped by split in the order splits first appear."""
+
+    DEFAULT_SPLITS: DefaultSplits | None = None  # a reader's own defaults; None: by name (``default_splits``)
 
     def __init__(self, name: str, spec: str, classes: tuple[str, ...], utterances: Iterable[Utterance],
                  dropped: Counter[str] | dict[str, int], where: str):
@@ -50,6 +89,9 @@ class ListedCorpus:
 
     def splits(self) -> tuple[str, ...]:
         return tuple(self._by_split)
+
+    def default_splits(self) -> DefaultSplits:
+        return default_splits(self.splits(), self.where, self.DEFAULT_SPLITS)
 
     def utterances(self, split: str) -> list[Utterance]:
         """The split's utterances. ``split`` matches case-insensitively (``Test1`` finds ``test1``), and

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from model.corpora.base import DataError, ListedCorpus, Utterance, check_options, list_option
+from model.corpora.base import DataError, DefaultSplits, ListedCorpus, Utterance, check_options, list_option
 from model.corpora.spec import format_spec
 
 MSP_CLASSES = ("A", "S", "H", "U", "F", "D", "C", "N")
@@ -46,6 +46,9 @@ def _files(folder: Path, suffix: str) -> dict[str, str]:
 
 class MspPodcastCorpus(ListedCorpus):
     """The labelled rows of an MSP-Podcast release under ``root`` (see the module docstring)."""
+
+    # The attention paper's Table 1: best epoch on Development, scored on Test1 and Test2.
+    DEFAULT_SPLITS = DefaultSplits("train", "development", ("test1", "test2"))
 
     def __init__(self, root: Path, keep: tuple[str, ...] = (), labels: Path = LABELS):
         root = Path(root)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from model.corpora.base import DataError, ListedCorpus, Utterance, bool_option, check_options, int_option
+from model.corpora.base import DataError, DefaultSplits, ListedCorpus, Utterance, bool_option, check_options, int_option
 from model.corpora.spec import format_spec
 
 RAVDESS_CLASSES = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -64,6 +64,8 @@ def parse_name(stem: str, song: bool) -> tuple[tuple[int, ...] | None, str]:
 
 class RavdessCorpus(ListedCorpus):
     """The RAVDESS files under ``root`` in fold ``fold``'s train, validation and test splits."""
+
+    DEFAULT_SPLITS = DefaultSplits(*SPLITS[:2], SPLITS[2:])
 
     def __init__(self, root: Path, fold: int = 1, song: bool = False):
         root = Path(root)
