@@ -32,6 +32,7 @@ import torch
 from safetensors import safe_open
 
 from model.dataset import Encoded
+from model.f0 import split_f0
 from model.features import conv_frames, parse_layer
 
 FORMAT = 1
@@ -183,8 +184,9 @@ class FeatureCache:
 
     def speech_name(self, layer: str | int | None) -> str:
         chosen, _ = self.layer_index(layer)
-        base = self.speech_info["name"].split("@")[0]
-        return base if chosen == "last" else f"{base}@{chosen}"
+        base, f0 = split_f0(self.speech_info["name"])  # the layer goes before +f0, as WithF0 names it
+        base = base.split("@")[0]
+        return (base if chosen == "last" else f"{base}@{chosen}") + f0
 
     def speech_layers(self, layer: str | int | None) -> int | None:
         """L when training sees every layer, else None."""
@@ -224,10 +226,11 @@ def encoder_options(root: str | Path) -> dict:
     index = read_index(root)
     speech, text = index["speech"], index["text"]
     options = {"corpus": index["corpus"], "train_split": index["train_split"]}
-    if speech["name"].startswith("logmel"):
-        options.update(speech_encoder="logmel", n_mels=speech["dim"])
+    base, f0 = split_f0(speech["name"])
+    if base.startswith("logmel"):  # NAME+f0 stores one more column than NAME's features
+        options.update(speech_encoder="logmel" + f0, n_mels=speech["dim"] - (1 if f0 else 0))
     else:
-        options["speech_encoder"] = speech["name"].split("@")[0]
+        options["speech_encoder"] = base.split("@")[0] + f0
     if text is None:
         options["text_encoder"] = "none"
     elif text["name"].startswith("words"):

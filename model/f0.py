@@ -35,6 +35,14 @@ from model.features import SAMPLE_RATE, SpeechEncoder, receptive_field
 F0_MIN, F0_MAX = 50.0, 1100.0  # Hz, the quantiser's range and the tracker's default search range
 F0_BINS = 256  # voiced bins; bin 0 is reserved for unvoiced frames
 UNVOICED = 0
+SUFFIX = "+f0"  # NAME+f0: the encoder NAME with the F0 column
+
+
+def split_f0(name: str) -> tuple[str, str]:
+    """``"hf:m@3+f0"`` -> ``("hf:m@3", "+f0")``; a name without the suffix -> ``(name, "")``."""
+    if name.endswith(SUFFIX) and len(name) > len(SUFFIX):
+        return name[: -len(SUFFIX)], SUFFIX
+    return name, ""
 
 
 def _mel(hz: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from model.cache import JOURNAL, FeatureCache, verify
+from model.cache import JOURNAL, FeatureCache, encoder_options, verify
 from model.cache_commands import features_app
 from model.data import load_split, open_corpus
 from model.dataset import encode, feature_stats, waveform_stats
@@ -266,3 +266,29 @@ def test_cli_trains_on_hf_encoders_and_on_a_cache(corpus, hf, tmp_path):
                            "expected dtype one of float32, float16, bfloat16")]:
         result = app.invoke(features_app, args)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+
+
+def test_f0_encoders_cache_and_train_as_on_the_fly(corpus, hf, tmp_path):
+    """``NAME+f0`` through ``bench features extract``: the cache gives back the encoder's own name and options,
+    so training from it equals training on the fly, and a layer index stays before ``+f0``."""
+    out = tmp_path / "f0"
+    done = CliRunner().invoke(features_app, ["extract", "--corpus", corpus, "--out", str(out), "--encoder",
+                                             "logmel+f0", "--n-mels", "20", "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert {k: v for k, v in encoder_options(out).items() if k in ("speech_encoder", "n_mels")} == {
+        "speech_encoder": "logmel+f0", "n_mels": 20}
+    fly, cached = tmp_path / "fly", tmp_path / "cached"
+    run(resolve_config(corpus, "sa", speech_encoder="logmel+f0", n_mels=20, **TINY), fly, report=lambda _: None)
+    run(resolve_config(None, "sa", features=str(out), speech_encoder="logmel+f0", **TINY), cached,
+        report=lambda _: None)
+    rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (fly, cached)]
+    assert rows[0] == rows[1] and rows[0][0]["loss"] > 0
+    configs = [json.loads((d / "config.json").read_text()) for d in (fly, cached)]
+    assert configs[0]["speech_encoder"] == configs[1]["speech_encoder"] == "logmel20+f0"
+    assert configs[0]["model"] == configs[1]["model"] and configs[1]["model"]["f0"]
+    assert configs[1]["train"]["speech_encoder"] == "logmel+f0" and configs[1]["train"]["n_mels"] == 20
+    layered = tmp_path / "hf-f0"
+    encoder = speech_encoder(hf["speech"] + "+f0", layer=1)
+    extract(corpus, layered, encoder, shard_utterances=8, report=lambda _: None)
+    assert FeatureCache(layered).speech_name(None) == encoder.name == f"{hf['speech']}@1+f0"
+    assert encoder_options(layered)["speech_encoder"] == f"{hf['speech']}+f0"
