@@ -79,17 +79,31 @@ def load_trained(run_dir: Path, device: str = "cpu") -> tuple[SERModel, dict, di
 def evaluate_run(run_dir: Path, split: str, corpus: str | None = None, results: Path | None = None,
                  batch_size: int | None = None, skip_bad_audio: bool = False,
                  device: str = "cpu") -> Scores:
-    """Score a run's best checkpoint on ``split`` of its corpus (or another), appending an accuracy row."""
+    """Score a run's best checkpoint on ``split`` of its corpus (or another), appending an accuracy row.
+
+    A run trained from a feature cache is scored from the cache alone (classes and corpus name from its
+    index), so the audio need not be present; ``corpus`` given instead encodes that corpus's audio."""
     model, resolved, state = load_trained(run_dir, device)
     train = resolved["train"]
-    source = open_corpus(corpus or train["corpus"])
+    cached = bool(train.get("features")) and corpus is None
+    source = _cache_source(train["features"]) if cached else open_corpus(corpus or train["corpus"])
     if tuple(source.classes) != tuple(resolved["classes"]):
         raise ValueError(f"corpus classes {list(source.classes)} differ from the run's {resolved['classes']}")
     # The run's feature cache when it trained from one (unless another corpus is asked for), else its encoders.
-    data = evaluation_split(resolved, source, split, skip_bad_audio, device, cached=corpus is None)
+    data = evaluation_split(resolved, source, split, skip_bad_audio, device, cached=cached)
     result = score(model, data, source.classes, batch_size or train["eval_batch_size"])
     if results is not None:
         resolved = {**resolved, "corpus_name": source.name}
         append_row(results, accuracy_row(resolved, split, result, state["epochs_trained"], state["epoch"],
                                          run_dir))
     return result
+
+
+def _cache_source(root: str):
+    """A feature cache's corpus name and classes, as ``evaluate_run`` reads them from a corpus."""
+    from types import SimpleNamespace
+
+    from model.cache import FeatureCache
+
+    cache = FeatureCache(root)
+    return SimpleNamespace(name=cache.corpus_name, classes=cache.classes)

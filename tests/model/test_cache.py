@@ -292,3 +292,33 @@ def test_f0_encoders_cache_and_train_as_on_the_fly(corpus, hf, tmp_path):
     extract(corpus, layered, encoder, shard_utterances=8, report=lambda _: None)
     assert FeatureCache(layered).speech_name(None) == encoder.name == f"{hf['speech']}@1+f0"
     assert encoder_options(layered)["speech_encoder"] == f"{hf['speech']}+f0"
+
+
+def test_evaluating_a_cache_trained_run_needs_no_audio(corpus, tmp_path):
+    from model.commands import evaluate
+
+    own = tmp_path / "corpus"
+    with open(corpus.removeprefix("csv:"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    (own / "wav").mkdir(parents=True)
+    for r in rows:
+        shutil.copy(r["path"], own / "wav" / Path(r["path"]).name)
+    with open(own / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "path": f"wav/{Path(r['path']).name}"} for r in rows)
+    extract(f"csv:{own / 'manifest.csv'}", tmp_path / "cache", *_logmel(), report=lambda _: None)
+    final = run(resolve_config(None, "sa", features=str(tmp_path / "cache"), **{**TINY, "epochs": 1}),
+                tmp_path / "run", report=lambda _: None)
+    shutil.rmtree(own)  # no audio, no manifest: only the cache is left
+    import typer
+
+    cli = typer.Typer()
+    cli.command("evaluate")(evaluate)
+    cli.command("other")(lambda: None)
+    done = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "run"), "--split", "test", "--results",
+                                    str(tmp_path / "r.jsonl")])
+    assert done.exit_code == 0, done.output
+    row = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[-1])
+    assert (row["macro_f1"], row["confusion"]) == (final["test"]["macro_f1"], final["test"]["confusion"])
+    assert row["corpus"] == FeatureCache(tmp_path / "cache").corpus_name
