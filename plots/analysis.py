@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench.cases import HOP, RECEPTIVE_FIELD, SAMPLE_RATE
-from plots.load import CONFIG
+from plots.load import ACCURACY_GROUP, CONFIG
 
 SA_BASELINES = ("sa:sdpa", "sa:naive")
 MIN_FIT_POINTS = 3
@@ -169,11 +169,15 @@ def pareto_front(latency, score) -> np.ndarray:
 
 
 def accuracy_vs_latency(cells: pd.DataFrame, accuracy: pd.DataFrame, seconds: float | None = None,
-                        split: str | None = None) -> tuple[pd.DataFrame, float, str]:
+                        split: str | None = None, corpus: str | None = None,
+                        encoder: str | None = None) -> tuple[pd.DataFrame, float, str]:
     """Macro-F1 (mean over runs) beside median latency at one audio length, joined on mixer + kernel.
 
-    ``seconds`` defaults to the longest length at which every mixer that has accuracy rows was
-    measured; ``split`` to ``test`` when present. Returns (points with a ``pareto`` column, seconds, split).
+    Runs are averaged only within one (system, corpus, speech encoder) group (``plots.load.ACCURACY_GROUP``):
+    one group is drawn, the one named by ``corpus`` / ``encoder``, else the one with the most rows of the
+    split. ``seconds`` defaults to the longest length at which every mixer that has accuracy rows was
+    measured; ``split`` to ``test`` when present. Returns (points with a ``pareto`` column and the group's
+    columns, seconds, split); ``points.attrs["groups"]`` lists every group of the split, largest first.
     """
     if accuracy.empty:
         raise ValueError("no accuracy rows (\"kind\": \"accuracy\") in the results files")
@@ -182,7 +186,8 @@ def accuracy_vs_latency(cells: pd.DataFrame, accuracy: pd.DataFrame, seconds: fl
     if split is not None and splits and split not in splits:
         raise ValueError(f"no accuracy rows for split {split!r}; splits present: {', '.join(map(str, splits))}")
     chosen = accuracy[accuracy["split"] == split] if split is not None else accuracy
-    scores = chosen.groupby(["mixer", "kernel"], as_index=False).agg(
+    chosen, groups = accuracy_group(chosen, corpus, encoder)
+    scores = chosen.groupby(ACCURACY_GROUP + ["mixer", "kernel"], as_index=False).agg(
         macro_f1=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"), runs=("macro_f1", "size"))
     measured = ok_cells(cells).merge(scores[["mixer", "kernel"]], on=["mixer", "kernel"])
     if measured.empty:
@@ -199,4 +204,20 @@ def accuracy_vs_latency(cells: pd.DataFrame, accuracy: pd.DataFrame, seconds: fl
     points["pareto"] = False
     for _, group in points.groupby(CONFIG, sort=False):
         points.loc[group.index, "pareto"] = pareto_front(group["median_ms"], group["macro_f1"])
+    points.attrs["groups"] = groups
     return points, seconds, split
+
+
+def accuracy_group(rows: pd.DataFrame, corpus: str | None = None,
+                   encoder: str | None = None) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
+    """The rows of one (system, corpus, speech encoder) group: the largest of those matching ``corpus``
+    and ``encoder`` (the first seen on a tie), and every group present, largest first."""
+    counts = rows.groupby(ACCURACY_GROUP, sort=False).size()
+    groups = [tuple(g) for g in counts.sort_values(ascending=False, kind="stable").index]
+    wanted = [g for g in groups if (corpus is None or g[1] == corpus) and (encoder is None or g[2] == encoder)]
+    if not wanted:
+        shown = "; ".join(f"corpus {c}, encoder {e}" for _, c, e in groups)
+        raise ValueError(f"no accuracy rows for corpus {corpus or 'any'}, encoder {encoder or 'any'}; "
+                         f"present: {shown}")
+    picked = rows[(rows[ACCURACY_GROUP] == pd.Series(wanted[0], index=ACCURACY_GROUP)).all(axis=1)]
+    return picked, groups

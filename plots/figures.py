@@ -17,7 +17,8 @@ from plots.tradeoff import accuracy_latency_figure
 
 
 def all_figures(paths: list[Path], paper: bool = False, log: bool = False, seconds: float | None = None,
-                split: str | None = None) -> Iterator[tuple[str, object]]:
+                split: str | None = None, corpus: str | None = None,
+                encoder: str | None = None) -> Iterator[tuple[str, object]]:
     """(name, matplotlib Figure) for each figure the files support, drawn one at a time."""
     cells = load_cells(*paths)
     accuracy = load_accuracy(*paths)
@@ -27,7 +28,8 @@ def all_figures(paths: list[Path], paper: bool = False, log: bool = False, secon
         if group["predicted_activation_bytes"].notna().any():
             yield f"cost_model{suffix}", cost_model_figure(group)
         if not accuracy.empty and _matches(group, accuracy):
-            yield f"accuracy_latency{suffix}", accuracy_latency_figure(group, accuracy, seconds, split)
+            yield f"accuracy_latency{suffix}", accuracy_latency_figure(group, accuracy, seconds, split, corpus,
+                                                                            encoder)
 
 
 def _matches(cells, accuracy) -> bool:

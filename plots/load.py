@@ -134,16 +134,27 @@ def load_headers(*paths: Path) -> list[dict]:
     return out
 
 
+ACCURACY_GROUP = ["system", "corpus", "speech_encoder"]
+"""What accuracy rows of one mixer and kernel must share to be averaged (seeds) into one point."""
+
+
 def load_accuracy(*paths: Path) -> pd.DataFrame:
-    """Accuracy rows (``"kind": "accuracy"``, model package) of every file, concat fusion only; empty if none."""
+    """Accuracy rows (``"kind": "accuracy"``, model package) of every file, concat fusion and the SER
+    model only; empty if none. ``ACCURACY_GROUP`` columns are filled (``system`` "ser", others "?")."""
     frames = [read_frame(Path(path), kind="accuracy") for path in paths]
     frames = [f for f in frames if not f.empty and {"mixer", "kernel", "macro_f1"} <= set(f.columns)]
     accuracy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    # Cells time a mixer alone: a row of another fusion (gat: model.systems.gat_fusion) is a whole
-    # system's accuracy, not that mixer's, so only the paper's concat fusion joins them.
+    if accuracy.empty:
+        return accuracy
+    for column, missing in zip(ACCURACY_GROUP, ("ser", "?", "?"), strict=True):
+        accuracy[column] = accuracy[column].fillna(missing) if column in accuracy else missing
+    # Cells time a mixer alone: a row of another fusion (gat: model.systems.gat_fusion) or of another
+    # system (ResLSTM-SA's rows name mixer reslstm) is a whole system's accuracy, not that mixer's in
+    # the SER model the cells time, so only the SER model with the paper's concat fusion joins them.
+    keep = accuracy["system"] == "ser"
     if "fusion" in accuracy:
-        accuracy = accuracy[accuracy["fusion"].fillna("concat") == "concat"].reset_index(drop=True)
-    return accuracy
+        keep &= accuracy["fusion"].fillna("concat") == "concat"
+    return accuracy[keep].reset_index(drop=True)
 
 
 def load_paper_points(path: Path = PAPER_POINTS) -> pd.DataFrame:

@@ -19,6 +19,10 @@ def plot(
     pdf: Annotated[bool, typer.Option(help="Also write PDF (PNG and SVG always).")] = False,
     at_seconds: Seconds = None,
     split: Split = None,
+    corpus: Annotated[str | None, typer.Option(help="Accuracy-latency figure: accuracy rows of this corpus "
+                                               "(default: the corpus/encoder with most rows; the title says).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Accuracy-latency figure: accuracy rows of this speech "
+                                                "encoder (as the rows name it, e.g. logmel80).")] = None,
 ) -> None:
     """Draw Figure 2 (latency and memory against audio length), the cost-model check and, when the
     files hold accuracy rows, accuracy against latency. Several files share the axes, one line style each.
@@ -31,7 +35,8 @@ def plot(
     paths = check_files(files)
     written = []
     try:
-        for name, figure in all_figures(paths, paper=paper, log=log, seconds=at_seconds, split=split):
+        for name, figure in all_figures(paths, paper=paper, log=log, seconds=at_seconds, split=split,
+                                        corpus=corpus, encoder=encoder):
             written += save(figure, out / name, pdf=pdf)
     except ValueError as error:
         fail(str(error))

@@ -4,6 +4,7 @@ The synthetic results follow known laws (tests/plots/synthetic.py), so every exp
 computed by hand from those laws, never by the code under test.
 """
 
+import json
 import math
 
 import numpy as np
@@ -134,3 +135,38 @@ def test_markdown_escapes_pipes():
     import pandas as pd
 
     assert markdown(pd.DataFrame({"a": ["x|y"], "b": [None]})).splitlines()[2] == "| x\\|y |  |"
+
+
+def _accuracy_row(path, label, f1, encoder, corpus="msp-podcast", seed=0, **extra):
+    mixer, kernel = label.split(":")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"kind": "accuracy", "mixer": mixer, "kernel": kernel, "split": "test", "macro_f1": f1,
+                            "corpus": corpus, "speech_encoder": encoder, "seed": seed, **extra}) + "\n")
+
+
+def test_accuracy_is_averaged_within_one_corpus_and_encoder_only(tmp_path, monkeypatch):
+    from plots.figures import all_figures
+
+    monkeypatch.setitem(LAWS, "reslstm:torch", (0.2, 1e-3, 1.0, 1000.0, 1.0))
+    path = write_results(tmp_path / "r.jsonl", labels=("sa:naive", "kda:torch", "reslstm:torch"), seconds=(10, 50))
+    for seed, f1 in enumerate((0.40, 0.42)):
+        _accuracy_row(path, "sa:naive", f1, "logmel80", seed=seed)
+        _accuracy_row(path, "kda:torch", f1 - 0.1, "logmel80", seed=seed)
+    _accuracy_row(path, "sa:naive", 0.90, "hf:microsoft/wavlm-large")
+    _accuracy_row(path, "reslstm:torch", 0.62, "mfcc34+chroma12", corpus="ravdess", system="reslstm-sa")
+    cells, accuracy = load_cells(path), load_accuracy(path)
+    points, _, _ = accuracy_vs_latency(cells, accuracy)  # the largest group: logmel80's 4 rows
+    by = points.set_index("label")
+    assert sorted(by.index) == ["kda:torch", "sa:naive"]  # the ResLSTM-SA system never joins the reslstm mixer
+    assert by.loc["sa:naive", "macro_f1"] == pytest.approx(0.41) and by.loc["sa:naive", "runs"] == 2
+    assert set(points["speech_encoder"]) == {"logmel80"}
+    assert points.attrs["groups"] == [("ser", "msp-podcast", "logmel80"),
+                                      ("ser", "msp-podcast", "hf:microsoft/wavlm-large")]
+    other, _, _ = accuracy_vs_latency(cells, accuracy, encoder="hf:microsoft/wavlm-large")
+    assert other.set_index("label")["macro_f1"].to_dict() == {"sa:naive": 0.90}
+    with pytest.raises(ValueError, match="no accuracy rows for corpus ravdess, encoder any; present: corpus "
+                                         "msp-podcast, encoder logmel80; corpus msp-podcast, encoder hf:"):
+        accuracy_vs_latency(cells, accuracy, corpus="ravdess")
+    figure = dict(all_figures([path], encoder="hf:microsoft/wavlm-large"))["accuracy_latency"]
+    assert figure.axes[0].get_title(loc="left").splitlines()[1] == (
+        "msp-podcast, hf:microsoft/wavlm-large (1 other corpus/encoder group: --corpus, --encoder)")
