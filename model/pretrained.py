@@ -33,12 +33,18 @@ Speech (``HFSpeech``), selected as ``speech_encoder("hf:NAME_OR_PATH", layer=...
 Text (``HFText``), ``text_encoder("hf:NAME_OR_PATH")``: ``AutoTokenizer`` + ``AutoModel``, the last
 hidden state of every token the tokenizer makes (special tokens included, so even an empty
 transcript has N >= 1), truncated at the model's maximum length, attention mask for padding.
+
+Loading (``quiet_loading``): transformers' and huggingface_hub's tqdm bars ("Loading weights", downloads)
+are switched off while a model loads, since they would break into our commands' rich progress bars;
+transformers' warnings (e.g. weights left newly initialised) and every error still show.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -62,6 +68,23 @@ def weights_hash(module: nn.Module) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hugging Face progress bars off inside the block, back to what they were after; log levels untouched."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    bars, hub_bars = hf_logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # transformers' own bars and huggingface_hub's
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        if not hub_bars:
+            disable_progress_bars()
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -91,7 +114,8 @@ class HFSpeech:
     def __init__(self, source: str, layer: str | int = "last", device: str | torch.device = "cpu"):
         from transformers import AutoConfig, AutoModel
 
-        config = AutoConfig.from_pretrained(source)
+        with quiet_loading():
+            config = AutoConfig.from_pretrained(source)
         if not hasattr(config, "conv_kernel") or not hasattr(config, "conv_stride"):
             raise ValueError(f"{source} is a {config.model_type} model, not a speech SSL model with a "
                              "convolutional front end (WavLM, wav2vec2, HuBERT, XLSR)")
@@ -100,8 +124,9 @@ class HFSpeech:
         if isinstance(layer, int) and not 0 <= layer <= config.num_hidden_layers:
             raise ValueError(f"{source} has hidden states 0..{config.num_hidden_layers}; got layer {layer}")
         self.source, self.layer, self.device = source, layer, torch.device(device)
-        self.model = freeze(AutoModel.from_pretrained(source)).to(self.device)
-        self.takes_mask = _takes_mask(source, config)
+        with quiet_loading():
+            self.model = freeze(AutoModel.from_pretrained(source)).to(self.device)
+            self.takes_mask = _takes_mask(source, config)
         self.frame_kernels = tuple(int(k) for k in config.conv_kernel)
         self.frame_strides = tuple(int(s) for s in config.conv_stride)
         self.dim = int(config.hidden_size)
@@ -167,10 +192,12 @@ class HFText:
     def __init__(self, source: str, device: str | torch.device = "cpu"):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        config = AutoConfig.from_pretrained(source)
+        with quiet_loading():
+            config = AutoConfig.from_pretrained(source)
         self.source, self.device = source, torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = freeze(AutoModel.from_pretrained(source)).to(self.device)
+        with quiet_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = freeze(AutoModel.from_pretrained(source)).to(self.device)
         self.dim = int(config.hidden_size)
         self.name = f"hf:{source}"
         self.config_hash = config_hash(config)

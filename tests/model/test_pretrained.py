@@ -160,3 +160,22 @@ def test_bad_encoder_choices_are_one_line_errors(folders):
         speech_encoder("logmel", layer="all")
     with pytest.raises(ValueError, match="unknown text encoder 'hf:'"):
         text_encoder("hf:")
+
+
+def test_loading_shows_no_progress_bars_but_keeps_warnings_and_errors(folders, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from model.pretrained import HFText
+
+    capfd.readouterr()
+    HFSpeech(str(folders["wavlm"]))
+    HFText(str(folders["bert"]))
+    assert "Loading weights" not in capfd.readouterr().err  # transformers 5 draws one per from_pretrained
+    assert hf_logging.is_progress_bar_enabled()  # the switch is put back
+    from model.pretrained import quiet_loading
+
+    with quiet_loading():  # warnings (e.g. weights left newly initialised) still reach the user
+        assert hf_logging.get_logger("transformers").isEnabledFor(hf_logging.WARNING)
+        assert not hf_logging.is_progress_bar_enabled()
+    with pytest.raises(ValueError, match="not a speech SSL model"):
+        HFSpeech(str(folders["bert"]))
