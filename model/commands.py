@@ -147,7 +147,8 @@ def train(
 
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `bench train`.")],
-    split: Annotated[str, typer.Option(help="Split to score, e.g. test, development.")] = "test",
+    split: Annotated[str | None, typer.Option(help="Split to score, e.g. test, development (default: the run's "
+                                              "first test split: test1 for MSP-Podcast).")] = None,
     corpus: Corpus = None,
     batch_size: Annotated[int | None, typer.Option(help="Evaluation batch; default the run's.")] = None,
     device: Device = None,
@@ -160,9 +161,10 @@ def evaluate(
     """
     from dataclasses import asdict
 
-    from model.evaluate import evaluate_run
+    from model.evaluate import default_split, evaluate_run
 
     try:
+        split = split or default_split(run_dir)
         result = evaluate_run(run_dir, split, corpus, results, batch_size, skip_bad_audio, _device(device))
     except (ValueError, FileNotFoundError) as error:
         _fail(str(error))

@@ -76,6 +76,15 @@ def load_trained(run_dir: Path, device: str = "cpu") -> tuple[SERModel, dict, di
     return model.to(device), resolved, state
 
 
+def default_split(run_dir: Path) -> str:
+    """The first split a run was tested on (its config.json; runs from before it recorded them: test)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a training run: no config.json in it")
+    resolved = json.loads(path.read_text())
+    return (resolved.get("splits", {}).get("tests") or [resolved["train"].get("test_split") or "test"])[0]
+
+
 def evaluate_run(run_dir: Path, split: str, corpus: str | None = None, results: Path | None = None,
                  batch_size: int | None = None, skip_bad_audio: bool = False,
                  device: str = "cpu") -> Scores:

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from model.commands import table1, train
+from model.commands import evaluate, table1, train
 from model.corpora.base import DataError, DefaultSplits, default_splits
 from model.data import open_corpus
 from model.metrics import read_rows
@@ -16,6 +16,7 @@ from tests.model.corpora_fixtures import make_msp_podcast_tree, make_ravdess_tre
 app = typer.Typer()
 app.command("train")(train)
 app.command("table1")(table1)
+app.command("evaluate")(evaluate)
 TINY = ["--preset", "smoke", "--epochs", "1", "--width", "16", "--heads", "2", "--depth", "1", "--crop-seconds",
         "0.3", "--eval-batch-size", "8", "--device", "cpu"]
 
@@ -52,7 +53,13 @@ def test_msp_podcast_trains_with_the_defaults_and_fills_table1(tmp_path):
     assert config["splits"] == {"train": "train", "dev": "development", "tests": ["test1", "test2"]}
     shown = CliRunner().invoke(app, ["table1", str(results), "--format", "json"])
     assert shown.exit_code == 0, shown.output
-    cell = next(r for r in json.loads(shown.output) if (r["mechanism"], r["backbone"]) == ("SA", "logmel40"))  # smoke: 40 mels
+    records = json.loads(shown.output)
+    cell = next(r for r in records if (r["mechanism"], r["backbone"]) == ("SA", "logmel40"))  # smoke: 40 mels
     for column, row in zip(("Dev", "Test1", "Test2"), rows, strict=True):
         assert cell[column]["runs"] == 1
         assert cell[column]["ours"] == pytest.approx(100 * row["macro_f1"])
+    # bench evaluate without --split scores the run's first test split again.
+    again = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--results", str(results)])
+    assert again.exit_code == 0, again.output
+    last = read_rows(results, "accuracy")[-1]
+    assert (last["split"], last["macro_f1"], last["confusion"]) == ("test1", rows[1]["macro_f1"], rows[1]["confusion"])
