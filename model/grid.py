@@ -67,7 +67,8 @@ def check_resumable(config, out: Path) -> bool:
     if not saved.is_file():
         raise ValueError(f"{out} holds a checkpoint but no config.json; move it away or choose another --out")
     before = json.loads(saved.read_text())["train"]
-    differ = sorted(k for k, v in asdict(config).items() if before.get(k) != v and k != "device")
+    differ = sorted(k for k, v in asdict(config).items()
+                    if before.get(k) != v and k != "device" and not _old_default(k, before.get(k), v))
     if differ:
         raise ValueError(f"{out} holds a run with other settings ({', '.join(differ)}); "
                          f"choose another --out or remove it")
@@ -122,3 +123,12 @@ def _finished(out: Path) -> bool:
     from model import checkpoint
 
     return bool(checkpoint.load(Path(out) / "last.pt").get("finished"))
+
+
+# Runs from before splits defaulted to the corpus's saved these names; wherever such a run could train
+# (no MSP-Podcast: it has no "test"), they name the same splits the corpus defaults name now.
+_OLD_DEFAULTS = {"dev_split": "development", "test_split": "test"}
+
+
+def _old_default(key: str, saved, asked) -> bool:
+    return asked is None and key in _OLD_DEFAULTS and saved == _OLD_DEFAULTS[key]

@@ -63,3 +63,21 @@ def test_msp_podcast_trains_with_the_defaults_and_fills_table1(tmp_path):
     assert again.exit_code == 0, again.output
     last = read_rows(results, "accuracy")[-1]
     assert (last["split"], last["macro_f1"], last["confusion"]) == ("test1", rows[1]["macro_f1"], rows[1]["confusion"])
+
+
+def test_runs_saved_with_the_old_fixed_split_names_still_continue(tmp_path):
+    from dataclasses import asdict
+
+    from model.grid import check_resumable
+    from model.train import resolve_config
+
+    config = resolve_config("x", "sa", "smoke")
+    assert (config.dev_split, config.test_split) == (None, None)  # the corpus's
+    (tmp_path / "last.pt").write_bytes(b"")
+    for saved, ok in (({"dev_split": "development", "test_split": "test"}, True), ({"test_split": "test2"}, False)):
+        (tmp_path / "config.json").write_text(json.dumps({"train": {**asdict(config), **saved}}))
+        if ok:
+            assert check_resumable(config, tmp_path)
+        else:
+            with pytest.raises(ValueError, match=r"other settings \(test_split\)"):
+                check_resumable(config, tmp_path)
