@@ -9,7 +9,8 @@ Profiles (``MIXBENCH_PERF_PROFILE``): ``ci`` (default) runs hidden 128, 2 heads,
 few seconds (see ``CI_TARGET``); ``full`` runs the paper's width (hidden
 1024, 4 heads) at 4,999 frames (100 s of audio) and requires 10x. Both on one intra-op thread,
 each side judged by its fastest call (other processes on a shared machine only add time). Both
-cores must also agree (1e-4 absolute, fp32 at unit-scale inputs), so a fast wrong core fails.
+cores must also agree (1e-4 of max(1, scale), fp32 at unit-scale inputs, where fla's op is finite),
+so a fast wrong core fails.
 """
 
 from __future__ import annotations
@@ -104,7 +105,13 @@ def test_core_faster_than_fla_naive(gate_benchmark, name, profile):
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
-            torch.testing.assert_close(twin(), naive(), atol=1e-4, rtol=0)
+            ours, theirs = twin(), naive()
+            # fla's naive_retention builds its decay mask as exp of +-log(gamma) * (i - j), which
+            # overflows to inf (then inf * 0 = nan) past ~2,800 frames: compare where it is finite.
+            finite = theirs.isfinite()
+            assert finite.float().mean() > 0.5 and ours.isfinite().all()
+            err = (ours - theirs)[finite].abs().max().item()
+            assert err <= 1e-4 * max(1.0, theirs[finite].abs().max().item()), f"{name}: max abs error {err:.3g}"
             gate_benchmark.pedantic(twin, rounds=profile.rounds, warmup_rounds=1, iterations=1)
             naive_ms = fastest_ms(naive, "cpu", rounds=3 if profile.name == "full" else profile.rounds)
     finally:
