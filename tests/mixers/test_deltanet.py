@@ -1,4 +1,5 @@
-"""DeltaNet twin: core against fla's delta_rule_recurrence, layer against fla's own layer (interpreter)."""
+"""DeltaNet twin: core against fla's delta_rule_recurrence, layer against fla's own layer (interpreter);
+the cases all five new twins share: test_fla_twins.py."""
 
 from __future__ import annotations
 
@@ -7,15 +8,7 @@ import torch
 
 import mixers
 from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
-from tests.mixers.twin_checks import (
-    assert_matches_fla,
-    assert_same_state_dict,
-    assert_weight_bytes,
-    close,
-    err,
-    layers,
-    measured_and_predicted,
-)
+from tests.mixers import parity
 
 
 def _inputs(B, T, H, K, V, seed=0):
@@ -44,63 +37,16 @@ def test_core_without_decay_matches_fla_delta_rule_recurrence(T):
     """The delta rule (zero decay) with an initial state: output and final state within 1e-4 of scale."""
     q, k, v, beta = _inputs(2, T, 2, 32, 24)
     h0 = torch.randn(2, 2, 32, 24)
-    o, S = _core(q, k, v, beta, h0)
-    o_ref, S_ref = _fla_recurrence(q, k, v, beta, h0.clone())
-    assert close(o, o_ref) and close(S, S_ref)
+    parity.check_output_and_state(_core, _fla_recurrence, (q, k, v, beta), h0, parity.FP32)
 
 
 def test_core_gradients_match_autograd_through_fla_recurrence():
-    inputs = [x.requires_grad_() for x in _inputs(1, 77, 2, 16, 8)]
-    grad_out = torch.randn(1, 77, 2, 8)
-    expected = torch.autograd.grad(_fla_recurrence(*inputs)[0], inputs, grad_out)
-    actual = torch.autograd.grad(_core(*inputs)[0], inputs, grad_out)
-    for name, a, e in zip("q k v beta".split(), actual, expected):
-        assert close(a, e), name
+    parity.check_gradients(_core, _fla_recurrence, list(_inputs(1, 77, 2, 16, 8)), "q k v beta", parity.FP32)
 
 
 def test_state_dict_matches_fla_layer_and_loads_strictly():
-    fla_layer, twin = assert_same_state_dict("deltanet")
+    fla_layer, twin = parity.check_state_dict("deltanet")
     assert (fla_layer.head_k_dim, fla_layer.head_v_dim) == (twin.head_k_dim, twin.head_v_dim) == (256, 256)
-
-
-def test_auto_is_the_twin_on_cpu():
-    assert mixers.build("deltanet", 64, 2, device="cpu").kernel == "torch"
-
-
-def _tweak(layer):
-    layer.o_norm.weight.uniform_(0.5, 1.5)
-
-
-@pytest.mark.parametrize("T", [1, 130, 300], ids=lambda t: f"B2-T{t}-D64-H2-segments128")
-def test_twin_matches_reference_kernel(T):
-    """Same projections, fla's per-token loop vs our chunked core, in segments of 128 (the state and
-    the convolutions' context carried across): 1e-4 of scale."""
-    twin, reference = layers("deltanet", "torch", "reference", tweak=_tweak)
-    twin.segment = 128
-    x = torch.randn(2, T, 64)
-    with torch.no_grad():
-        out = twin(x)
-        assert out.shape == (2, T, 64)
-        assert close(out, reference(x))
-
-
-def test_segments_do_not_change_the_layer():
-    (twin,) = layers("deltanet", "torch", tweak=_tweak)
-    x = torch.randn(1, 150, 64)
-    with torch.no_grad():
-        whole = twin(x)
-        twin.segment = 64
-        assert err(twin(x), whole)[0] <= 1e-5
-
-
-def test_bf16_close_to_fp32():
-    (twin,) = layers("deltanet", "torch")
-    x = torch.randn(2, 130, 64)
-    with torch.no_grad():
-        reference = twin(x)
-        low = twin.to(torch.bfloat16)(x.bfloat16())
-    assert low.dtype == torch.bfloat16
-    assert close(low, reference, 3e-2)
 
 
 def _fp32_chunk_delta_rule(q, k, v, beta, scale=None, initial_state=None, output_final_state=False,
@@ -113,11 +59,15 @@ def _fp32_chunk_delta_rule(q, k, v, beta, scale=None, initial_state=None, output
                                         use_qk_l2norm_in_kernel, cu_seqlens, None, 64)
 
 
+def _norm_weight(layer):
+    layer.o_norm.weight.uniform_(0.5, 1.5)  # so the norm weight's use and gradient count
+
+
 @pytest.mark.interpreter
 def test_fla_layer_refuses_fp32_above_64_tokens():
     """fla 0.6's chunk_delta_rule asserts bf16/fp16, so its layer fails in fp32 once T > 64 (fused_recurrent
     below): documented in mixers/deltanet.py. If fla lifts this, this test says so."""
-    (fla_layer,) = layers("deltanet", "fla")
+    (fla_layer,) = parity.same_weights("deltanet", "fla")
     with pytest.raises(AssertionError, match="does not support float32"):
         fla_layer(torch.randn(1, 77, 64))
 
@@ -126,33 +76,17 @@ def test_fla_layer_refuses_fp32_above_64_tokens():
 @pytest.mark.parametrize("T", [45, 77], ids=lambda t: f"B1-T{t}-D64-H2")
 def test_twin_matches_fla_layer_forward_and_gradients(T, monkeypatch):
     """fla's layer run by Triton's interpreter (fused_recurrent at T=45; at T=77 its chunk kernels, called
-    in fp32 past the wrapper's dtype assertion) vs the twin: output and all gradients within 1e-4 of scale."""
+    in fp32 past the wrapper's dtype assertion) vs the twin: output and all gradients within 1e-4 of scale.
+    The other mixers' cases: test_fla_twins.py."""
     import fla.layers.delta_net
 
     monkeypatch.setattr(fla.layers.delta_net, "chunk_delta_rule", _fp32_chunk_delta_rule)
-    fla_layer, twin = layers("deltanet", "fla", "torch", tweak=_tweak)
-    assert_matches_fla(fla_layer, twin, torch.randn(1, T, 64))
+    fla_layer, twin = parity.same_weights("deltanet", "fla", "torch", init=_norm_weight)
+    parity.check_forward_and_gradients(fla_layer, twin, torch.randn(1, T, 64), parity.FP32, parity.FP32,
+                                       parity.FP32)
 
 
-def test_rejects_wrong_input_and_options():
-    twin = mixers.build("deltanet", 64, 2, kernel="torch")
-    with pytest.raises(ValueError, match="expected input"):
-        twin(torch.randn(1, 5, 63))
-    with pytest.raises(ValueError, match="expected input"):
-        twin(torch.randn(1, 0, 64))
-    with pytest.raises(ValueError, match="unknown DeltaNet options"):
-        mixers.build("deltanet", 64, 2, kernel="torch", use_gate=True)
-
-
-def test_cost_counts_weights_and_state():
-    assert_weight_bytes("deltanet")
+def test_cost_counts_state():
     cost = mixers.cost("deltanet", 100, 1024, 4, batch=2, dtype_bytes=2, kernel="torch")
     # fp32 state [B, H, K, V] plus the convolutions' last 3 inputs of q, k, v (dtype)
     assert cost.state_bytes == 2 * 4 * 256 * 256 * 4 + 2 * 3 * 3072 * 2
-
-
-def test_cost_model_predicts_measured_peak():
-    """Two segments of 2048 (the second beside the whole output and the carried state), width 128:
-    within 25% (the single-segment phase is tested in test_gated_deltanet.py, same model)."""
-    measured, predicted = measured_and_predicted("deltanet", 2200, 128, 4)
-    assert predicted == pytest.approx(measured, rel=0.25)
