@@ -23,8 +23,6 @@ Kernels (one state dict serves all three):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,27 +30,12 @@ from torch import nn
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import gla_chunk, scratch_bytes
 from mixers.retnet import GatedRMSNorm
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024
 """Tokens per pass through the layer: only one segment's projections live beside the output."""
 PAPER_CONFIG = dict(expand_k=0.5, expand_v=1.0, gate_low_rank_dim=16, gate_logit_normalizer=16, norm_eps=1e-5)
-
-Step = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
-
-
-def run_segments(step: Step, x: torch.Tensor, segment: int) -> torch.Tensor:
-    """``step(x[:, a:b], state) -> (y, state)`` over segments of ``x [B, T, D]``; returns ``y [B, T, D]``."""
-    if x.shape[1] <= segment:
-        return step(x, None)[0]
-    y, state = None, None
-    for start in range(0, x.shape[1], segment):
-        out, state = step(x[:, start : start + segment], state)
-        if y is None:
-            y = out.new_empty(x.shape[:2] + out.shape[2:])
-        y[:, start : start + segment] = out
-        del out  # not alive beside the next segment's scratch
-    return y
 
 
 def gla_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, state: torch.Tensor | None,
@@ -107,7 +90,8 @@ class GLATwin(nn.Module):
         check_input(x, self.hidden_size)
         # q, k, v and the gate's low-rank input in one matmul (one pass over x).
         w_in = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight, self.gk_proj[0].weight])
-        return run_segments(lambda xs, state: self.step(xs, state, w_in), x, self.segment)
+        return run_segments(lambda t0, t1, state: self.step(x[:, t0:t1], state, w_in), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def step(self, x: torch.Tensor, state: torch.Tensor | None,
              w_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

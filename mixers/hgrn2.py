@@ -18,7 +18,7 @@ Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, its forward returning the plain ``[B, T, D]`` tensor. Needs CUDA
   or the Triton interpreter (``bench.interpreter``).
 - ``torch``: our twin, same parameter names and shapes; the chunkwise core ``mixers.gla_chunk``
-  over segments of 1024 carrying the state (``mixers.gla.run_segments``). Any device, fp32 and bf16.
+  over segments of 1024 carrying the state (``mixers.segments.run_segments``). Any device, fp32 and bf16.
 - ``reference``: the twin's projections around fla's ``naive_recurrent_gla`` (a per-step loop).
 """
 
@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla import SEGMENT, check_input, check_options, gla_core, gla_twin_activation, run_segments
+from mixers.gla import SEGMENT, check_input, check_options, gla_core, gla_twin_activation
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 PAPER_CONFIG = dict(norm_eps=1e-5)
@@ -57,7 +58,8 @@ class HGRN2Twin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.hidden_size)
         w_in = torch.cat([self.q_proj.weight, self.f_proj.weight, self.i_proj.weight])  # one matmul over x
-        return run_segments(lambda xs, state: self.step(xs, state, w_in), x, self.segment)
+        return run_segments(lambda t0, t1, state: self.step(x[:, t0:t1], state, w_in), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def step(self, x: torch.Tensor, state: torch.Tensor | None,
              w_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
