@@ -37,6 +37,7 @@ from mixers import delta_chunk
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import check_input, check_options
 from mixers.kda import ShortConvolution, short_convolution
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 2048
@@ -87,18 +88,9 @@ class DeltaRuleTwin(nn.Module):
         check_input(x, self.hidden_size)
         # Every step but the convolutions and the recurrence is per token: segments of SEGMENT tokens
         # carry the state and re-project the convolutions' few tokens of left context.
-        B, T, D = x.shape
         w_in = torch.cat(self._input_weights())
-        out, state = None, None
-        for t0 in range(0, T, self.segment):
-            t1 = min(t0 + self.segment, T)
-            y, state = self._segment(x, t0, t1, state, w_in)
-            if t0 == 0 and t1 == T:
-                return y
-            out = y.new_empty(B, T, D) if out is None else out
-            out[:, t0:t1] = y
-            del y  # not alive beside the next segment's scratch
-        return out
+        return run_segments(lambda t0, t1, state: self._segment(x, t0, t1, state, w_in), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def _segment(self, x: torch.Tensor, t0: int, t1: int, state: torch.Tensor | None,
                  w_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,6 +40,7 @@ from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import SEGMENT, check_input, check_options
 from mixers.gla_chunk import gla_chunk, scratch_bytes
 from mixers.kda import short_convolution
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 PAPER_CONFIG = dict(state_size=128, expand=2, conv_kernel=4, norm_eps=1e-5)
@@ -72,17 +73,8 @@ class Mamba2Twin(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.hidden_size)
-        B, T, D = x.shape
-        out, state = None, None
-        for t0 in range(0, T, self.segment):
-            t1 = min(t0 + self.segment, T)
-            y, state = self._segment(x, t0, t1, state)
-            if t0 == 0 and t1 == T:
-                return y
-            out = y.new_empty(B, T, D) if out is None else out
-            out[:, t0:t1] = y
-            del y  # not alive beside the next segment's scratch
-        return out
+        return run_segments(lambda t0, t1, state: self._segment(x, t0, t1, state), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
     def _segment(self, x: torch.Tensor, t0: int, t1: int,
                  state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
