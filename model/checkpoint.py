@@ -8,6 +8,7 @@ None, and lists and dicts of them (state dicts, configuration dicts, metric hist
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -17,9 +18,16 @@ import torch
 def save(obj: dict, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary file beside ``path``, fsynced, renamed over it, directory fsynced: old or new, never torn."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "wb") as f:
-        torch.save(obj, f)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, path)

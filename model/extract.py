@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
-from model.cache import DTYPES, FORMAT, INDEX, JOURNAL, STATS, FeatureCache, StoredFeatures, sha256_file, write_atomic
+from model.cache import DTYPES, FORMAT, INDEX, JOURNAL, STATS, FeatureCache, StoredFeatures, sha256_file
+from model.checkpoint import write_atomic
 from model.data import DataError, Utterance, format_spec, load_audio, open_corpus, parse_spec
 from model.dataset import encode_utterance, feature_stats, waveform_stats
 from model.features import SpeechEncoder, TextEncoder
