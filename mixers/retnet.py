@@ -9,17 +9,21 @@ Per head h, with a fixed decay gamma_h = 1 - 2^(-5-h) and K = head key width:
     y = (RMSNorm_h(o) * w * silu(z)) W_o    (RMS over each head's V channels, eps 1e-5, fp32)
 
 Retention is gated linear attention with a constant per-head log decay log(gamma_h), so the
-twin calls the shared chunkwise core ``mixers.gla_chunk`` (chunks of 64, fp32 state): linear
-time and memory in T.
+twin calls the shared chunkwise core ``mixers.gla_chunk`` (chunks of 64, fp32 state).
 
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, the configuration the paper ran: hidden 1024, 4 heads, and fla's
   defaults otherwise: expand_k 1 (K = 256), expand_v 2 (V = 512), no short convolution, swish
   output gate fused with the RMSNorm, rotary embeddings, ``chunk`` mode. Its forward returns the
   plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter (``bench.interpreter``).
-- ``torch``: our twin, same parameter names and shapes, chunkwise core; any device, fp32/bf16.
+- ``torch``: our twin, same parameter names and shapes. The layer runs over time segments of
+  1024 frames (``mixers.segments.run_segments``) carrying the fp32 state ``[B, H, K, V]``, the
+  rotary positions offset by each segment's start, so the result is one pass's: only one
+  segment's projections, core scratch and output gate live beside the output, so time is
+  linear in T and memory is the output's plus a constant. Any device, fp32/bf16.
 - ``reference``: the twin's projections around fla's ``naive_retention`` (materializes
-  ``[B, H, T, T]``), so a sweep can time the reference op.
+  ``[B, H, T, T]``) in one pass over the whole length (it takes no initial state), so a sweep
+  can time the reference op.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import gla_chunk
+from mixers.gla_chunk import gla_chunk, scratch_bytes
+from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 CHUNK = 64
-OUTPUT_BLOCK = 1024
+SEGMENT = 1024
+"""Frames per pass through the layer (a multiple of CHUNK): only one segment's projections live beside the output."""
 ROPE_BASE = 10000.0
 EXPAND_K, EXPAND_V = 1, 2
 
@@ -46,18 +52,25 @@ def log_decays(num_heads: int, device: torch.device | None = None) -> torch.Tens
 
 def retention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int = CHUNK) -> torch.Tensor:
     """Chunkwise multi-scale retention: ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` -> ``[B, T, H, V]``."""
+    return retention_with_state(q, k, v, None, chunk_size)[0]
+
+
+def retention_with_state(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor | None,
+                         chunk_size: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """Retention continuing from ``state [B, H, K, V]`` (fp32, or None for zeros): ``(o [B, T, H, V], state)``."""
     B, T, H, K = q.shape
     # One log decay per head, broadcast over batch and time: [B, T, H, 1]
     g = log_decays(H, q.device).view(1, 1, H, 1).expand(B, T, H, 1)
-    return gla_chunk(q, k, v, g=g, scale=K**-0.5, chunk_size=chunk_size)[0]
+    return gla_chunk(q, k, v, g=g, scale=K**-0.5, initial_state=state, chunk_size=chunk_size)
 
 
-def rotate(x: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding on ``[B, T, H, K]``, rotate-half layout (pairs i and i + K/2), base 10000."""
+def rotate(x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Rotary embedding on ``[B, T, H, K]`` at positions start..start+T-1, rotate-half layout (pairs i
+    and i + K/2), base 10000."""
     T, K = x.shape[1], x.shape[-1]
     inv_freq = 1.0 / ROPE_BASE ** (torch.arange(0, K, 2, dtype=torch.float32, device=x.device) / K)
     # [T, K/2]; positions in fp32 as fla does, so the tables agree bit for bit.
-    angles = torch.outer(torch.arange(T, dtype=torch.float32, device=x.device), inv_freq)
+    angles = torch.outer(torch.arange(start, start + T, dtype=torch.float32, device=x.device), inv_freq)
     cos, sin = angles.cos()[:, None], angles.sin()[:, None]  # [T, 1, K/2]
     x1, x2 = x.float().chunk(2, dim=-1)
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
@@ -79,14 +92,17 @@ class GatedRMSNorm(nn.Module):
 
 class RetNetTwin(nn.Module):
     def __init__(self, hidden_size: int = 1024, num_heads: int = 4, core: str = "chunk",
-                 chunk_size: int = CHUNK, norm_eps: float = 1e-5):
+                 chunk_size: int = CHUNK, norm_eps: float = 1e-5, segment: int = SEGMENT):
         super().__init__()
         if core not in ("chunk", "naive"):
             raise ValueError(f"core must be 'chunk' or 'naive', got {core!r}")
+        if segment < 1:
+            raise ValueError(f"segment must be a positive number of frames, got {segment}")
         key_dim, value_dim = hidden_size * EXPAND_K, hidden_size * EXPAND_V
         if key_dim % num_heads or (key_dim // num_heads) % 2:
             raise ValueError(f"hidden_size / num_heads must be even for rotary; got {hidden_size} / {num_heads}")
         self.hidden_size, self.num_heads, self.core, self.chunk_size = hidden_size, num_heads, core, chunk_size
+        self.segment = segment
         self.head_k_dim, self.head_v_dim = key_dim // num_heads, value_dim // num_heads
         self.q_proj = nn.Linear(hidden_size, key_dim, bias=False)
         self.k_proj = nn.Linear(hidden_size, key_dim, bias=False)
@@ -98,25 +114,34 @@ class RetNetTwin(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.hidden_size or x.shape[1] < 1:
             raise ValueError(f"expected input [batch, length >= 1, {self.hidden_size}], got {tuple(x.shape)}")
-        o = self._retention(x)
-        # Gate, norm and output projection are per token: done in blocks of time so that only one
-        # block's gate and scratch live beside the core output. [B, T, H, V] -> [B, T, D]
-        blocks = [self._output(x[:, i : i + OUTPUT_BLOCK], o[:, i : i + OUTPUT_BLOCK])
-                  for i in range(0, x.shape[1], OUTPUT_BLOCK)]
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+        if self.core == "naive":
+            return self._output(x, self._naive_retention(x))
+        return run_segments(lambda t0, t1, state: self.step(x[:, t0:t1], state, t0), x.shape[1], self.segment,
+                            lambda: x.new_empty(x.shape))
 
-    def _retention(self, x: torch.Tensor) -> torch.Tensor:
-        """The retention core's output ``[B, T, H, V]``; q, k, v are freed on return."""
+    def step(self, x: torch.Tensor, state: torch.Tensor | None = None,
+             start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One segment ``x [B, L, D]`` at positions ``start..start+L-1``, continuing from the fp32
+        retention state ``[B, H, K, V]``; returns ``(y [B, L, D], state)``."""
+        B, L, _ = x.shape
+        H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
+        # [B, L, H, K], [B, L, H, V]; rotary at the segment's absolute positions.
+        q = rotate(self.q_proj(x).view(B, L, H, K), start)
+        k = rotate(self.k_proj(x).view(B, L, H, K), start)
+        v = self.v_proj(x).view(B, L, H, V)
+        o, state = retention_with_state(q, k, v, state, chunk_size=self.chunk_size)
+        del q, k, v
+        return self._output(x, o), state
+
+    def _naive_retention(self, x: torch.Tensor) -> torch.Tensor:
+        """fla's ``naive_retention`` over the whole length (it takes no initial state): ``[B, T, H, V]``."""
+        from fla.ops.retention.naive import naive_retention
+
         B, T, _ = x.shape
         H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
-        # [B, T, H, K], [B, T, H, V]
         q = rotate(self.q_proj(x).view(B, T, H, K))
         k = rotate(self.k_proj(x).view(B, T, H, K))
         v = self.v_proj(x).view(B, T, H, V)
-        if self.core == "chunk":
-            return retention(q, k, v, chunk_size=self.chunk_size)
-        from fla.ops.retention.naive import naive_retention
-
         # [B, H, T, *] in and out; its scale is K^-1/2 as well.
         return naive_retention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
 
@@ -149,8 +174,9 @@ def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module
     raise ValueError(f"retnet kernel must be one of {KERNELS}, got {kernel!r}")
 
 
-def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str) -> Cost:
-    B, T, D, H = batch, length, hidden_size, num_heads
+def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str,
+         segment: int = SEGMENT) -> Cost:
+    B, T, D, H, e = batch, length, hidden_size, num_heads, dtype_bytes
     K, V = D * EXPAND_K // H, D * EXPAND_V // H
     projections = 2 * linear_flops(B, T, D, H * K) + 2 * linear_flops(B, T, D, H * V) + linear_flops(B, T, H * V, D)
     rotary = 6.0 * B * T * H * K  # x1 cos - x2 sin and x2 cos + x1 sin
@@ -158,25 +184,15 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     if kernel == "reference":
         # Scores q k^T and scores @ v over all T x T pairs, times the decay mask.
         core = B * H * (2.0 * T * T * (K + V) + 3.0 * T * T)
+        # One pass: q, k, v and the output beside naive_retention's decay mask [H, T, T] and its
+        # scores [B, H, T, T] (two einsum stages), fp32; then the output gate.
+        activation = max(B * T * (2 * H * K + 2 * H * V) * e + (H + 2 * B * H) * T * T * 4,
+                         B * T * _output_per_token(D, H, V, e))
     else:
         # Per chunk of C: q k^T and A v inside it (2TC(K+V)), q S and the state update k^T v (4TKV).
         C = min(CHUNK, T)
         core = B * H * (2.0 * T * C * (K + V) + 4.0 * T * K * V + 2.0 * T * C)
-    token = B * T * dtype_bytes
-    # Two phases. Core: rotated q and k, v, and the core output are alive, beside gla_chunk's fp32
-    # scratch (the state, its update and the next state; one chunk's q, k, v and products).
-    # Output: the core output and the blocks of the result, beside one block's gate, norm
-    # temporaries and projection. The larger phase is the peak (the core one at long T).
-    C = min(CHUNK, T)
-    core_phase = token * (2 * H * K + 2 * H * V)
-    if kernel == "reference":
-        # naive_retention's decay mask [H, T, T] and its scores [B, H, T, T] (two einsum stages), fp32.
-        core_phase += (H + 2 * B * H) * T * T * 4
-    else:
-        core_phase += 3 * B * H * K * V * 4 + 2 * B * H * C * (2 * K + 2 * V) * 4
-    block = B * min(T, OUTPUT_BLOCK) * dtype_bytes
-    output_phase = token * (H * V + D) + block * (3 * H * V + D)
-    activation = max(core_phase, output_phase)
+        activation = _twin_activation(B, T, D, H, K, V, e, segment)
     weights = 2 * D * H * K + 2 * D * H * V + H * V * D + V
     train = {}
     if kernel == "torch":
@@ -190,3 +206,25 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
                              total_per_token=21.59 * D + 1.82 * states + 2.09 * blocks)
     return Cost(flops=projections + rotary + norm_gate + core, activation_bytes=int(activation),
                 state_bytes=B * H * K * V * 4, weight_bytes=weights * dtype_bytes, **train)
+
+
+def _output_per_token(D: int, H: int, V: int, e: int) -> int:
+    """Bytes per token of the output phase: the core output and the gate projection beside the
+    norm's three fp32 temporaries (the gate's silu, the normed values and their product), and an
+    fp32 copy of the core output below fp32."""
+    return 2 * H * V * e + (3 + (e < 4)) * H * V * 4
+
+
+def _twin_activation(B: int, T: int, D: int, H: int, K: int, V: int, e: int, segment: int) -> int:
+    """Peak of RetNetTwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
+    tokens = B * min(T, segment)
+    # Rotating k: q, k's projection and rotary's two fp32 halves and their concatenation (and an
+    # fp32 copy of the projection below fp32).
+    rotary = tokens * (2 * H * K * e + (2 + (e < 4)) * H * K * 4)
+    # Core: rotated q and k, v and the core output beside gla_chunk's scratch.
+    core = tokens * (2 * H * K + 2 * H * V) * e + scratch_bytes(B, H, K, V, decay="head")
+    peak = max(rotary, core, tokens * _output_per_token(D, H, V, e))
+    if T > segment:
+        # The whole output (made before the first segment) and the state carried in.
+        peak += B * T * D * e + B * H * K * V * 4
+    return peak
