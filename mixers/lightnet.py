@@ -38,6 +38,7 @@ from torch import nn
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import chunk_cumsum, gla_chunk
 from mixers.lightnet_chunk import CHUNK, GROUP, additive_group
+from mixers.lightnet_scan import additive_group_inplace
 from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
@@ -116,10 +117,13 @@ def lightnet_attention(q: torch.Tensor, u: torch.Tensor | Callable[[], torch.Ten
     work = _work(q.dtype)
     S = q.new_zeros(B, H, Fk, v.shape[-1], dtype=work) if S is None else S.to(work)
     o = v.new_empty(v.shape)
+    # Nothing to differentiate: the in-place chunk recurrence; otherwise the batched form autograd can follow.
+    grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (q, u, v, S, z))
+    group = additive_group if grad else additive_group_inplace
     for t0 in range(0, T, GROUP):
         t1 = min(t0 + GROUP, T)
         qg, ug, vg = q[:, t0:t1], u[:, t0:t1], v[:, t0:t1]
-        state = additive_group(qg, ug, vg, S, z, scale, o[:, t0:t1])
+        state = group(qg, ug, vg, S, z, scale, o[:, t0:t1])
         if state is None:
             k, g, z = additive_gate(ug, z)
             o[:, t0:t1], S = gla_chunk(qg, k, vg, g, scale=scale, initial_state=S)
@@ -236,12 +240,12 @@ def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) ->
     """Peak of LightNetTwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
     KF, V, C = H * Fk, D // H, CHUNK
     steps = min(T, SEGMENT)
-    chunks = -(-min(steps, GROUP) // C)  # of one group of the core
+    group = min(steps, GROUP)  # steps of one group of the core
     # Layer: q, the key logits and v, and the core's output (dtype).
     layer = B * steps * (2 * KF + 2 * D) * e
-    # Core, as it reads the states: the scaled queries, the scores, the chunked values and the
-    # read (fp32), the state seen by each chunk, the one after the group and the carried one.
-    core = B * chunks * C * (KF * 4 + H * C * 4 + 2 * D * 4) + (chunks + 2) * B * H * Fk * V * 4
+    # Core (mixers.lightnet_scan), fp32: the keys exp(u - r) and the scaled queries of one group,
+    # the state in the group's frame beside the carried one, one chunk's scores and output.
+    core = 2 * B * group * KF * 4 + 2 * B * H * Fk * V * 4 + H * C * (C + V) * 4
     # Tail: the normed output, the gate projection and its silu, in fp32.
     tail = B * steps * (3 * D * 4 + R * e)
     peak = max(layer + core, tail)

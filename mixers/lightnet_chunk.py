@@ -15,9 +15,10 @@ with ``S' = exp(z_before - r) S`` the carried state (fla's, normalised by exp(z)
 That is ungated linear attention with queries ``q / D``: chunks of C steps give scores inside each
 chunk, and the state each chunk sees is a running sum of the chunks' ``ke^T V`` before it. Every
 product (scores, values, per-chunk sums, every chunk's read of its state) is one batched matmul
-over the group; the only loop adds [H, F, V] states. Five passes over keys and queries (shift, exp,
-cumulative sum, division, chunk copy) replace the log-cumsum-exp, the gates, their cumulative sums
-and four exponentials.
+over the group, the chunk-to-chunk sum of [H, F, V] states one cumulative sum. Five passes over keys
+and queries (shift, exp, cumulative sum, division, chunk copy) replace the log-cumsum-exp, the gates,
+their cumulative sums and four exponentials. This batched form is the one autograd follows; when
+nothing needs a gradient, ``mixers.lightnet_scan`` runs the same equations chunk by chunk in place.
 
 Safety: every factor is at most 1 except ``1 / D_i`` and ``exp(z_before - r)``, which stay below
 ``e^SAFE_NATS`` while z moves by less than that across the group and the group's largest logit is
@@ -54,7 +55,6 @@ def additive_group(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor | None,
     B, L, H, Fk = q.shape
     V, work = v.shape[-1], S.dtype
     N = -(-L // CHUNK)
-    infer = not torch.is_grad_enabled()  # in place and into buffers; autograd needs new tensors
     # The group's reference: its largest logit per channel. It cancels exactly, so it stays out of the graph.
     r = u.detach().amax(1, keepdim=True).to(work).transpose(1, 2).unsqueeze(0)  # [1, B, H, 1, F]
     # exp(u - r) <= 1, chunk-major [N, B, H, C, F]; padded steps have keys exactly 0.
@@ -66,12 +66,12 @@ def additive_group(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor | None,
     if not bool(into.max() < math.exp(SAFE_NATS)):
         return None
     offsets = torch.cat((into, D[:-1, ..., -1:, :])).cumsum(0)  # [N, B, H, 1, F]
-    D = D.add_(offsets) if infer else D + offsets
+    D = D + offsets
     if not bool(D[0, ..., 0, :].amin() > math.exp(-SAFE_NATS)):  # D grows along the group: its first row is least
         return None
     z_last = D[-1, ..., -1:, :].log() + r[0]  # [B, H, 1, F]
     # q exp(r - z) F^-1/2: the scale rides on the queries, so on every product below.
-    D = D.mul_(1 / scale) if infer else D / scale
+    D = D / scale
     qe = to_chunks(q, CHUNK, work, torch.div, D)
     del D, offsets
     vc = to_chunks(v, CHUNK, work)  # [N, B, H, C, V]
@@ -79,21 +79,14 @@ def additive_group(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor | None,
     # States seen by each chunk, in the group's frame: the carried state, then running sums of each
     # chunk's ke^T V (the last one is the state after the group).  [N + 1, B, H, F, V]
     start = S * into[0].transpose(-1, -2)
-    if infer:
-        states = S.new_empty((N + 1,) + S.shape)
-        states[0] = start
-        torch.matmul(ke.transpose(-1, -2), vc, out=states[1:])
-        for n in range(1, N + 1):
-            states[n] += states[n - 1]
-    else:
-        states = torch.cat((start.unsqueeze(0), ke.transpose(-1, -2) @ vc)).cumsum(0)
+    states = torch.cat((start.unsqueeze(0), ke.transpose(-1, -2) @ vc)).cumsum(0)
     del ke
     # All reads at once; the state after the group, back in fla's form (normalised by exp(z), in the
     # frame of the last z); then the intra-chunk part.  [N*B*H, C, V]
     out = qe.flatten(0, 2) @ states[:-1].flatten(0, 2)
     S = states[-1] * (r[0] - z_last).exp().transpose(-1, -2)
     del qe, states
-    out = out.baddbmm_(A.flatten(0, 2), vc.flatten(0, 2)) if infer else out + A.flatten(0, 2) @ vc.flatten(0, 2)
+    out = out + A.flatten(0, 2) @ vc.flatten(0, 2)
     del A, vc
     from_chunks(out.view(N, B, H, CHUNK, V), o)
     return S, z_last.transpose(1, 2)

@@ -8,6 +8,8 @@ import torch
 import mixers
 from mixers import lightnet
 from mixers.lightnet import SEGMENT, LightNetTwin, additive_gate, lightnet_attention, log_cumsum_exp
+from mixers.lightnet_chunk import additive_group
+from mixers.lightnet_scan import additive_group_inplace, running_sum
 from tests.mixers import parity
 
 
@@ -49,12 +51,16 @@ def test_log_cumsum_exp_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(log_cumsum_exp, (x,), fast_mode=True)
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["inplace", "autograd"])
 @pytest.mark.parametrize("T", [1, 2, 45, 77, 130], ids=lambda t: f"T{t}")
-def test_core_matches_paper_recurrence_fp32(T):
-    q, u, v = core_inputs(T)
+def test_core_matches_paper_recurrence_fp32(T, grad):
+    """Both forms of the additive core: in place (nothing needs a gradient) and batched (autograd)."""
+    q, u, v = (x.requires_grad_(grad) for x in core_inputs(T))
     o, _ = lightnet_attention(q, u, v)
+    assert o.requires_grad == grad
     # fp32 at unit-scale inputs: 1e-4 absolute.
-    torch.testing.assert_close(o.double(), paper_recurrence(q, u, v, 32**-0.5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(o.detach().double(), paper_recurrence(q.detach(), u.detach(), v.detach(), 32**-0.5),
+                               atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 40.0], ids=["unit", "logits40"])
@@ -74,6 +80,33 @@ def test_logit_spread_selects_the_core(monkeypatch, logit_scale, gated):
     q, u, v = core_inputs(99, logit_scale=logit_scale, dtype=torch.float64)
     lightnet_attention(q, u, v)
     assert bool(calls) == gated
+
+
+@pytest.mark.parametrize("needs_grad, inference", [(None, False), ("q", False), ("S", False), ("q", True)],
+                         ids=["no-grad-inputs", "q", "state", "q-inference-mode"])
+def test_gradient_need_selects_the_form(monkeypatch, needs_grad, inference):
+    """The in-place form runs only when no input (nor the carried state) needs a gradient or
+    autograd is off; otherwise the batched form autograd can follow."""
+    calls = []
+    monkeypatch.setattr(lightnet, "additive_group", lambda *a: calls.append("batched") or additive_group(*a))
+    monkeypatch.setattr(lightnet, "additive_group_inplace",
+                        lambda *a: calls.append("inplace") or additive_group_inplace(*a))
+    q, u, v = core_inputs(70)
+    _, state = lightnet_attention(q[:, :5], u[:, :5], v[:, :5])
+    calls.clear()
+    S, z = state
+    q.requires_grad_(needs_grad == "q")
+    S.requires_grad_(needs_grad == "S")
+    with torch.inference_mode(inference):
+        lightnet_attention(q, u, v, (S, z))
+    assert calls == ["batched" if needs_grad and not inference else "inplace"]
+
+
+@pytest.mark.parametrize("L", [16, 48, 1024], ids=lambda n: f"L{n}")
+def test_running_sum_matches_cumsum(L):
+    """The blocked running sum of the in-place form: (into + cumsum(ke)) / scale, to fp64 rounding."""
+    ke, into = torch.rand(2, L, 3, 5, dtype=torch.float64), torch.rand(2, 1, 3, 5, dtype=torch.float64)
+    torch.testing.assert_close(running_sum(ke, into, 0.25), (into + ke.cumsum(1)) / 0.25, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.parametrize("group", [64, 1024], ids=lambda g: f"group{g}")
