@@ -11,7 +11,9 @@ Per head, with K key channels, M memory slots and V value channels:
     y = RMSNorm(silu(o)) * w  W_o                 RMS over all D channels, eps 1e-5
 
 Both recurrences are gated linear attention: the first decays its value side (the slots), the
-second its key side, so the twin runs the shared chunkwise core ``mixers.gla_chunk`` twice.
+second its key side. Without gradients the twin runs both fused chunk by chunk
+(``mixers.gsa_chunk``: the two passes share one cumulative decay and its exponentials); for
+training it runs the shared chunkwise core ``mixers.gla_chunk`` twice, under autograd.
 
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, configured as the paper ran it: hidden 1024, 4 heads, and fla's
@@ -34,7 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import gla_chunk, scratch_bytes
+from mixers.gla_chunk import gla_chunk
+from mixers.gsa_chunk import fused_slot_attention
+from mixers.gsa_chunk import scratch_bytes as fused_scratch
 from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
@@ -51,12 +55,20 @@ def slot_attention(q: Maker, k: Maker, v: Maker, s: torch.Tensor, g: torch.Tenso
                    initial_state: State | None = None) -> tuple[torch.Tensor, State]:
     """GSA's core: q, k [B, T, H, K]; v [B, T, H, V]; slots s and log gates g [B, T, H, M].
 
-    q, k and v may be given as zero-argument functions that make them: the layer does so, so
-    that q and k are freed before v is made. Returns ``(o [B, T, H, V], (hk, hv))``.
+    q, k and v may be given as zero-argument functions that make them: with gradients, the two
+    passes run one after the other and q and k are freed before v is made. Without gradients
+    the passes run fused chunk by chunk (``mixers.gsa_chunk``). Returns ``(o [B, T, H, V], (hk, hv))``.
     """
+    q, k = _make(q), _make(k)
+    grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, s, g, *(initial_state or ())))
+    if not grad:
+        v = _make(v)
+        if not (torch.is_grad_enabled() and v.requires_grad):
+            return fused_slot_attention(q, k, v, s, g, scale, initial_state)
     hk0, hv0 = (None, None) if initial_state is None else initial_state
     # Slot scores: keys against the slots, decayed on the slot (value) side.  [B, T, H, M]
-    scores, hk = gla_chunk(_make(q), _make(k), s, gv=g, scale=scale, initial_state=hk0)
+    scores, hk = gla_chunk(q, k, s, gv=g, scale=scale, initial_state=hk0)
+    del q, k
     p = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(s.dtype)
     del scores
     # Read the slots' values, decayed on the slot (key) side.  [B, T, H, V]
@@ -195,13 +207,10 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
 def _twin_activation(B: int, T: int, D: int, H: int, M: int, e: int) -> int:
     """Peak of GSATwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
     K = V = D // H
-    tokens = B * min(T, SEGMENT)
-    # First pass: f, s, q, k and the slot scores, beside gla_chunk's scratch.
-    first = tokens * (4 * D + H * M) * e + scratch_bytes(B, H, K, M, decay="value")
-    # Second pass: f, s, the slot probabilities, v and the output, beside gla_chunk's scratch
-    # and the first pass's final state.
-    second = tokens * (2 * H * M + 3 * D) * e + scratch_bytes(B, H, M, V) + B * H * K * M * 4
-    peak = max(first, second)
+    L = min(T, SEGMENT)
+    # The fused core: f, s, q, k, v and the output beside its scratch (both states, chunk
+    # temporaries, and fp32 copies of the inputs unless batch 1 in fp32).
+    peak = B * L * (4 * D + 2 * H * M) * e + fused_scratch(B, H, K, M, V, L, dtype_bytes=e)
     if T > SEGMENT:
         # The whole output, and both states carried in from the previous segment.
         peak += B * T * D * e + B * H * (K * M + M * V) * 4

@@ -1,0 +1,136 @@
+"""GSA's two gated-linear-attention passes fused chunk by chunk, for inference (no autograd).
+
+Gated Slot Attention (Zhang et al., 2024) runs two GLA recurrences over the same slot gates
+f_t = log decays [M] and slot writes s_t [M] (see ``mixers.gsa``):
+
+    pass 1 (value decay):  K_t = K_{t-1} diag(exp f_t) + k_t s_t^T,   a_t = scale K_t^T q_t   [K, M]
+    pass 2 (key decay):    V_t = diag(exp f_t) V_{t-1} + s_t v_t^T,    o_t = V_t^T softmax(a_t)  [M, V]
+
+Within a chunk of C steps, with G_i the cumulative log decay from the chunk's start (inclusive),
+E_i = exp(G_i) and W_j = s_j exp(-G_j) (the slot writes decayed back to the chunk's start),
+both passes factorize through the same two tensors:
+
+    a_i = scale E_i * (q_i K_0 + sum_{j<=i} (q_i . k_j) W_j)            K_C = (K_0 + k^T W) diag(E_C)
+    o_i = (p_i E_i) V_0 + sum_{j<=i} ((p_i E_i) . W_j) v_j,  p_i = softmax(a_i)    V_C = diag(E_C) (V_0 + W^T v)
+
+so a chunk costs one cumulative sum, one exp and one division for both passes, and every
+product is a batched matmul over (batch x heads) read straight from the inputs' [B, T, H, *]
+layout (no head-major copies for batch 1). Both passes run chunk by chunk, so the second pass
+reads the first's softmax while it is still in cache, and the scratch is a few [B H, C, *]
+tensors whatever T is.
+
+The factorization needs exp(-G) finite: a chunk whose cumulative decay reaches below
+-FACTOR_LIMIT (60) on any slot is instead handed to ``mixers.gla_chunk`` (both passes, carrying
+the states), whose stable sub-chunk path handles decay spreads of hundreds or more.
+
+All arithmetic is fp32 (fp64 inputs stay fp64); in-place updates, so autograd is not supported
+(``mixers.gsa.slot_attention`` takes the two-pass ``gla_chunk`` route when gradients are needed).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mixers.gla_chunk import gla_chunk
+
+FACTOR_LIMIT = 60.0
+"""Largest -G (cumulative log decay within one chunk) the factorized form takes: exp(60) ~ 1e26,
+far from fp32's overflow at exp(88)."""
+
+
+def fused_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: torch.Tensor, g: torch.Tensor,
+                         scale: float = 1.0, initial_state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                         chunk_size: int = 64) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """GSA's core without autograd: q, k [B, T, H, K]; v [B, T, H, V]; s, g [B, T, H, M].
+
+    ``initial_state`` is ``(hk [B, H, K, M], hv [B, H, M, V])``. Returns
+    ``(o [B, T, H, V] in v's dtype, (hk, hv))`` with fp32 states (fp64 for fp64 inputs).
+    """
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v, s, g)):
+        raise ValueError("fused_slot_attention has no backward; use mixers.gsa.slot_attention for training")
+    B, T, H, K = q.shape
+    M, V = s.shape[-1], v.shape[-1]
+    work = torch.promote_types(q.dtype, torch.float32)
+    C = chunk_size
+    # [B H, T, *] views (copies only for batch > 1 or a dtype change).
+    q3, k3, v3, s3, g3 = (_rows(x, work) for x in (q, k, v, s, g))
+    hk, hv = _initial(initial_state, B, H, K, M, V, q.device, work)
+    o = v.new_empty(B, T, H, V)
+    o3 = _rows(o, work) if B == 1 and o.dtype == work else torch.empty(T, B * H, V, dtype=work, device=o.device)
+    tril = torch.ones(C, C, dtype=work, device=q.device).tril()
+    upper = tril == 0
+    with torch.no_grad():
+        for r0 in range(0, T, C):
+            r1 = min(r0 + C, T)
+            c = r1 - r0
+            # [B H, c, *] views of the chunk's rows.
+            qn, kn, vn, sn = (x[r0:r1].transpose(0, 1) for x in (q3, k3, v3, s3))
+            # Cumulative log decays within the chunk, as one product with a lower-triangular
+            # matrix of ones (much faster than cumsum).  [c, B H M] -> [B H, c, M]
+            G = torch.mm(tril[:c, :c], g3[r0:r1].flatten(1)).view(c, -1, M).transpose(0, 1)
+            if G[:, -1].min() < -FACTOR_LIMIT:
+                hk, hv = _stable_chunk(q, k, v, s, g, scale, hk, hv, o3, r0, r1)
+                continue
+            E = G.exp_()  # exp(G_i) <= 1
+            W = torch.div(sn, E)  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
+            last = E[:, -1]  # [B H, M]: the chunk's whole decay
+            # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [B H, c, M]
+            A = torch.bmm(qn, kn.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+            a = torch.bmm(A, W).baddbmm_(qn, hk).mul_(E)
+            if scale != 1.0:
+                a.mul_(scale)
+            hk.baddbmm_(kn.transpose(1, 2), W).mul_(last[:, None, :])
+            # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [B H, c, M]
+            pe = torch.softmax(a, -1).mul_(E)
+            A = torch.bmm(pe, W.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+            # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
+            on = torch.bmm(A, vn).baddbmm_(pe, hv)
+            o3[r0:r1].copy_(on.transpose(0, 1))
+            hv.baddbmm_(W.transpose(1, 2), vn).mul_(last[:, :, None])
+    if o3.data_ptr() != o.data_ptr():
+        o.copy_(o3.view(T, B, H, V).transpose(0, 1))
+    return o, (hk.view(B, H, K, M), hv.view(B, H, M, V))
+
+
+def _rows(x: torch.Tensor, work: torch.dtype) -> torch.Tensor:
+    """[B, T, H, X] -> [T, B H, X], time-major: a view for batch 1, else one copy. A chunk's
+    rows are then one contiguous block, and its [B H, C, X] transpose a valid bmm operand."""
+    B, T, H, X = x.shape
+    return x.to(work).transpose(0, 1).reshape(T, B * H, X)
+
+
+def _initial(initial_state, B, H, K, M, V, device, work) -> tuple[torch.Tensor, torch.Tensor]:
+    """Private fp32 copies of the states (updated in place), [B H, K, M] and [B H, M, V]."""
+    if initial_state is None:
+        return torch.zeros(B * H, K, M, dtype=work, device=device), torch.zeros(B * H, M, V, dtype=work, device=device)
+    hk, hv = initial_state
+    return hk.to(work, copy=True).reshape(B * H, K, M), hv.to(work, copy=True).reshape(B * H, M, V)
+
+
+def _stable_chunk(q, k, v, s, g, scale, hk, hv, o3, r0, r1):
+    """One chunk with a strong decay, both passes by ``gla_chunk`` (stable sub-chunk path)."""
+    B, _, H, K = q.shape
+    M, V = s.shape[-1], v.shape[-1]
+    t = slice(r0, r1)
+    a, hk = gla_chunk(q[:, t], k[:, t], s[:, t], gv=g[:, t], scale=scale, initial_state=hk.view(B, H, K, M))
+    p = a.softmax(-1, dtype=hk.dtype)
+    o, hv = gla_chunk(p, s[:, t], v[:, t], g[:, t], scale=1.0, initial_state=hv.view(B, H, M, V))
+    o3[r0:r1] = o.to(o3.dtype).transpose(0, 1).reshape(r1 - r0, B * H, V)
+    return hk.reshape(B * H, K, M), hv.reshape(B * H, M, V)
+
+
+def scratch_bytes(batch: int, num_heads: int, key_dim: int, num_slots: int, value_dim: int, length: int,
+                  chunk_size: int = 64, dtype_bytes: int = 4) -> int:
+    """About the peak bytes ``fused_slot_attention`` holds beside its inputs and output, for cost models.
+
+    The two fp32 states, about five [B H, C, M]-wide, one V-wide and two [C, C] tensors for
+    the chunks in flight (exponentials of the cumulative decays, decayed slot writes, slot
+    scores and probabilities, the output block, some still held while the next chunk starts),
+    and, unless batch is 1 and the inputs fp32, the time-major fp32 copies of the five inputs
+    and an output buffer. Within 15% of the measured peak (tests/mixers/test_gsa_chunk.py).
+    """
+    B, H, K, M, V, C = batch, num_heads, key_dim, num_slots, value_dim, chunk_size
+    states = 4 * B * H * (K * M + M * V)
+    chunk = 4 * B * H * C * (5 * M + V + 2 * C)
+    copies = 0 if B == 1 and dtype_bytes == 4 else 4 * B * length * H * (2 * K + 2 * M + 2 * V)
+    return states + chunk + copies
