@@ -72,12 +72,18 @@ def additive_group_inplace(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor
     S = S * into[:, 0, :, :, None]  # [B, H, F, V], the carried state in the group's frame
     for b in range(B):
         state = S[b]  # [H, F, V], updated in place
-        for t in range(0, L, CHUNK):
-            qn, kn, vn = (x[b, t : t + CHUNK].transpose(0, 1) for x in (qe, ke, vw))  # [H, c, F], [H, c, V]
+        for qn, kn, vn, on in zip(*(_chunks(x[b]) for x in (qe, ke, vw, o))):  # [H, c, F], [H, c, V]
             scores = torch.bmm(qn, kn.transpose(1, 2)).tril_()  # [H, c, c]
             y = torch.bmm(scores, vn).baddbmm_(qn, state)  # [H, c, V]: inside the chunk, then the state read
-            o[b, t : t + CHUNK].copy_(y.transpose(0, 1))
+            on.copy_(y)
             state.baddbmm_(kn.transpose(1, 2), vn)
     # Back in fla's form: normalised by exp(z), in the frame of the last z.
     S.mul_((r - z_last).exp()[:, 0, :, :, None])
     return S, z_last
+
+
+def _chunks(x: Tensor) -> list[Tensor]:
+    """``x [L, H, F]`` as a list of ``[H, c, F]`` views, chunks of CHUNK steps (the last one may be shorter)."""
+    full = x.shape[0] // CHUNK * CHUNK
+    views = list(x[:full].unflatten(0, (-1, CHUNK)).transpose(1, 2).unbind(0))
+    return views + [x[full:].transpose(0, 1)] if full < x.shape[0] else views
