@@ -19,7 +19,8 @@ Kernels (one state dict serves all three):
   short convolution, ``chunk`` mode (fla switches to ``fused_recurrent`` for T <= 64). Its
   forward returns the plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter.
 - ``torch``: our twin, same parameter names and shapes; the core is the additive form of
-  ``mixers.lightnet_chunk`` (plain chunked linear attention in a moving frame, no gates), or, for
+  ``mixers.lightnet_chunk`` (plain chunked linear attention in a moving frame, no gates; run chunk
+  by chunk in place by ``mixers.lightnet_scan`` when nothing needs a gradient), or, for
   a group of steps whose logits spread by tens of nats, the log-cumsum-exp gate in fp32 and the
   shared gated core ``mixers.gla_chunk``. The layer runs over time segments of 1024 carrying
   (S, z) (``mixers.segments``), so only one segment's projections live beside the output: linear
@@ -98,7 +99,8 @@ def lightnet_attention(q: torch.Tensor, u: torch.Tensor | Callable[[], torch.Ten
                        state: State | None = None, naive: bool = False) -> tuple[torch.Tensor, State]:
     """LightNet's core: queries q and key logits u [B, T, H, F], values v [B, T, H, V].
 
-    Scale F^-1/2. By default the additive form of ``mixers.lightnet_chunk``, group by group; a group
+    Scale F^-1/2. By default the additive form of ``mixers.lightnet_chunk``, group by group (in
+    place, ``mixers.lightnet_scan``, when no input or state needs a gradient); a group
     outside its safe range (logits spread by tens of nats within a chunk) takes the gated form:
     the additive gate, then ``gla_chunk``. With ``naive``: the gate, then fla's per-step
     ``naive_recurrent_gla``. ``u`` may be a zero-argument function making it.

@@ -60,7 +60,8 @@ def additive_group_inplace(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor
     if not bool(into.max() < math.exp(SAFE_NATS)):
         return None
     # exp(u - r) <= 1, padded with zero keys to whole blocks of the running sum.  [B, L + pad, H, F]
-    ke = u.new_zeros((B, -(-L // BLOCK) * BLOCK, H, Fk), dtype=work)
+    ke = u.new_empty((B, -(-L // BLOCK) * BLOCK, H, Fk), dtype=work)
+    ke[:, L:] = 0
     torch.sub(u, r, out=ke[:, :L]).exp_()
     D = running_sum(ke, into, scale)[:, :L]
     ke = ke[:, :L]
@@ -73,10 +74,11 @@ def additive_group_inplace(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor
     for b in range(B):
         state = S[b]  # [H, F, V], updated in place
         for qn, kn, vn, on in zip(*(_chunks(x[b]) for x in (qe, ke, vw, o))):  # [H, c, F], [H, c, V]
-            scores = torch.bmm(qn, kn.transpose(1, 2)).tril_()  # [H, c, c]
+            kt = kn.transpose(1, 2)  # [H, F, c]
+            scores = torch.bmm(qn, kt).tril_()  # [H, c, c]
             y = torch.bmm(scores, vn).baddbmm_(qn, state)  # [H, c, V]: inside the chunk, then the state read
             on.copy_(y)
-            state.baddbmm_(kn.transpose(1, 2), vn)
+            state.baddbmm_(kt, vn)
     # Back in fla's form: normalised by exp(z), in the frame of the last z.
     S.mul_((r - z_last).exp()[:, 0, :, :, None])
     return S, z_last
