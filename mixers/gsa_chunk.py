@@ -29,6 +29,8 @@ All arithmetic is fp32 (fp64 inputs stay fp64); in-place updates, so autograd is
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
 from mixers.gla_chunk import gla_chunk
@@ -51,45 +53,81 @@ def fused_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: t
     B, T, H, K = q.shape
     M, V = s.shape[-1], v.shape[-1]
     work = torch.promote_types(q.dtype, torch.float32)
-    C = chunk_size
-    # [B H, T, *] views (copies only for batch > 1 or a dtype change).
-    q3, k3, v3, s3, g3 = (_rows(x, work) for x in (q, k, v, s, g))
+    # [T, B H, *] views (copies only for batch > 1 or a dtype change).
+    rows = tuple(_rows(x, work) for x in (q, k, v, s, g))
     hk, hv = _initial(initial_state, B, H, K, M, V, q.device, work)
     o = v.new_empty(B, T, H, V)
     o3 = _rows(o, work) if B == 1 and o.dtype == work else torch.empty(T, B * H, V, dtype=work, device=o.device)
-    tril = torch.ones(C, C, dtype=work, device=q.device).tril()
-    upper = tril == 0
-    with torch.no_grad():
-        for r0 in range(0, T, C):
-            r1 = min(r0 + C, T)
-            c = r1 - r0
-            # [B H, c, *] views of the chunk's rows.
-            qn, kn, vn, sn = (x[r0:r1].transpose(0, 1) for x in (q3, k3, v3, s3))
-            # Cumulative log decays within the chunk, as one product with a lower-triangular
-            # matrix of ones (much faster than cumsum).  [c, B H M] -> [B H, c, M]
-            G = torch.mm(tril[:c, :c], g3[r0:r1].flatten(1)).view(c, -1, M).transpose(0, 1)
-            if G[:, -1].min() < -FACTOR_LIMIT:
-                hk, hv = _stable_chunk(q, k, v, s, g, scale, hk, hv, o3, r0, r1)
-                continue
-            E = G.exp_()  # exp(G_i) <= 1
-            W = torch.div(sn, E)  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
-            last = E[:, -1]  # [B H, M]: the chunk's whole decay
-            # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [B H, c, M]
-            A = torch.bmm(qn, kn.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
-            a = torch.bmm(A, W).baddbmm_(qn, hk).mul_(E)
-            if scale != 1.0:
-                a.mul_(scale)
-            hk.baddbmm_(kn.transpose(1, 2), W).mul_(last[:, None, :])
-            # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [B H, c, M]
-            pe = torch.softmax(a, -1).mul_(E)
-            A = torch.bmm(pe, W.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
-            # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
-            on = torch.bmm(A, vn).baddbmm_(pe, hv)
-            o3[r0:r1].copy_(on.transpose(0, 1))
-            hv.baddbmm_(W.transpose(1, 2), vn).mul_(last[:, :, None])
+    groups = _groups(B * H, torch.get_num_threads())
+    inference = torch.is_inference_mode_enabled()
+
+    def scan(heads: slice) -> None:
+        with torch.inference_mode(inference), torch.no_grad():
+            _scan(*(x[:, heads] for x in rows), hk[heads], hv[heads], o3[:, heads], scale, chunk_size)
+
+    if len(groups) == 1:
+        scan(groups[0])
+    else:
+        _in_threads(scan, groups)
     if o3.data_ptr() != o.data_ptr():
         o.copy_(o3.view(T, B, H, V).transpose(0, 1))
     return o, (hk.view(B, H, K, M), hv.view(B, H, M, V))
+
+
+def _scan(q, k, v, s, g, hk, hv, o, scale: float, C: int) -> None:
+    """Both passes over every chunk of one group of heads: inputs [T, h, *] (time-major), states
+    hk [h, K, M] and hv [h, M, V] and the output o [T, h, V] updated in place."""
+    T, _, M = s.shape
+    tril = torch.ones(C, C, dtype=hk.dtype, device=hk.device).tril()
+    upper = tril == 0
+    for r0 in range(0, T, C):
+        r1 = min(r0 + C, T)
+        c = r1 - r0
+        # [h, c, *] views of the chunk's rows.
+        qn, kn, vn, sn = (x[r0:r1].transpose(0, 1) for x in (q, k, v, s))
+        # Cumulative log decays within the chunk, as one product with a lower-triangular
+        # matrix of ones (much faster than cumsum).  [c, h M] -> [h, c, M]
+        G = torch.mm(tril[:c, :c], g[r0:r1].flatten(1)).view(c, -1, M).transpose(0, 1)
+        if G[:, -1].min() < -FACTOR_LIMIT:
+            _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r1)
+            continue
+        E = G.exp_()  # exp(G_i) <= 1
+        W = torch.div(sn, E)  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
+        last = E[:, -1]  # [h, M]: the chunk's whole decay
+        # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [h, c, M]
+        A = torch.bmm(qn, kn.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+        a = torch.bmm(A, W).baddbmm_(qn, hk).mul_(E)
+        if scale != 1.0:
+            a.mul_(scale)
+        hk.baddbmm_(kn.transpose(1, 2), W).mul_(last[:, None, :])
+        # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [h, c, M]
+        pe = torch.softmax(a, -1).mul_(E)
+        A = torch.bmm(pe, W.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+        # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
+        on = torch.bmm(A, vn).baddbmm_(pe, hv)
+        o[r0:r1].copy_(on.transpose(0, 1))
+        hv.baddbmm_(W.transpose(1, 2), vn).mul_(last[:, :, None])
+
+
+def _groups(heads: int, threads: int) -> list[slice]:
+    """Heads split into one contiguous group per intra-op thread (at most one per head)."""
+    n = max(1, min(threads, heads))
+    bounds = [round(i * heads / n) for i in range(n + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _in_threads(scan, groups: list[slice]) -> None:
+    """Each group of heads scanned by its own thread, each op on one intra-op thread: the heads
+    are independent, so the threads never wait on each other inside the chunk loop (many small
+    multi-threaded ops would meet at a barrier after every one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(len(groups)) as pool:
+            for done in [pool.submit(scan, heads) for heads in groups]:
+                done.result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _rows(x: torch.Tensor, work: torch.dtype) -> torch.Tensor:
@@ -107,16 +145,16 @@ def _initial(initial_state, B, H, K, M, V, device, work) -> tuple[torch.Tensor, 
     return hk.to(work, copy=True).reshape(B * H, K, M), hv.to(work, copy=True).reshape(B * H, M, V)
 
 
-def _stable_chunk(q, k, v, s, g, scale, hk, hv, o3, r0, r1):
-    """One chunk with a strong decay, both passes by ``gla_chunk`` (stable sub-chunk path)."""
-    B, _, H, K = q.shape
-    M, V = s.shape[-1], v.shape[-1]
+def _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r1) -> None:
+    """One chunk with a strong decay, both passes by ``gla_chunk`` (stable sub-chunk path); the
+    group's heads [T, h, *] are the heads of a batch of one."""
     t = slice(r0, r1)
-    a, hk = gla_chunk(q[:, t], k[:, t], s[:, t], gv=g[:, t], scale=scale, initial_state=hk.view(B, H, K, M))
+    a, hk_new = gla_chunk(q[t][None], k[t][None], s[t][None], gv=g[t][None], scale=scale, initial_state=hk[None])
     p = a.softmax(-1, dtype=hk.dtype)
-    o, hv = gla_chunk(p, s[:, t], v[:, t], g[:, t], scale=1.0, initial_state=hv.view(B, H, M, V))
-    o3[r0:r1] = o.to(o3.dtype).transpose(0, 1).reshape(r1 - r0, B * H, V)
-    return hk.reshape(B * H, K, M), hv.reshape(B * H, M, V)
+    out, hv_new = gla_chunk(p, s[t][None], v[t][None], g[t][None], scale=1.0, initial_state=hv[None])
+    o[t] = out[0]
+    hk.copy_(hk_new[0])
+    hv.copy_(hv_new[0])
 
 
 def scratch_bytes(batch: int, num_heads: int, key_dim: int, num_slots: int, value_dim: int, length: int,

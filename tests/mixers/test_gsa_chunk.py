@@ -37,7 +37,7 @@ def test_matches_paper_recurrence_fp64(B, T, gate_scale, stable_chunks):
     with torch.no_grad():
         o, (hk, hv) = fused_slot_attention(q, k, v, s, g, scale=0.7, initial_state=h0)
     o_ref, (hk_ref, hv_ref) = paper_recurrence(q, k, v, s, g, 0.7, h0)
-    assert stable_chunks == ([] if gate_scale == 1.0 else list(range(0, T, 64)))
+    assert set(stable_chunks) == (set() if gate_scale == 1.0 else set(range(0, T, 64)))
     # fp64 throughout: 1e-10 absolute.
     torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(hk, hk_ref, atol=1e-10, rtol=0)
@@ -52,7 +52,7 @@ def test_fused_and_stable_chunks_meet_in_one_sequence(stable_chunks):
     with torch.no_grad():
         o, (hk, hv) = fused_slot_attention(q, k, v, s, g, initial_state=h0)
     o_ref, (hk_ref, hv_ref) = paper_recurrence(q, k, v, s, g, 1.0, h0)
-    assert stable_chunks == [64]
+    assert set(stable_chunks) == {64}
     torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(hk, hk_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(hv, hv_ref, atol=1e-10, rtol=0)
@@ -118,8 +118,15 @@ def test_gradients_take_the_two_pass_path():
 
 @pytest.mark.parametrize("B, K, M, V", [(1, 256, 256, 256), (2, 64, 128, 96)], ids=lambda x: str(x))
 def test_scratch_model_matches_measured_peak(B, K, M, V):
-    """GSA's cost model counts on scratch_bytes; the CPU probe checks it (15%)."""
+    """GSA's cost model counts on scratch_bytes; the CPU probe checks it (15%). On one thread: the
+    probe sees only the calling thread's allocations (with more, each head group's thread holds
+    its share of the same chunk scratch)."""
     q, k, v, s, g, _ = core_inputs(256, B=B, H=4, K=K, M=M, V=V)
-    with torch.inference_mode():
-        measured = peak_memory(lambda: fused_slot_attention(q, k, v, s, g), "cpu").above_bytes - v.nbytes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            measured = peak_memory(lambda: fused_slot_attention(q, k, v, s, g), "cpu").above_bytes - v.nbytes
+    finally:
+        torch.set_num_threads(threads)
     assert scratch_bytes(B, 4, K, M, V, 256) == pytest.approx(measured, rel=0.15)
