@@ -35,6 +35,8 @@ import torch
 
 from mixers.gla_chunk import gla_chunk
 
+SUB = 16
+"""Rows per block of the cumulative sum."""
 FACTOR_LIMIT = 60.0
 """Largest -G (cumulative log decay within one chunk) the factorized form takes: exp(60) ~ 1e26,
 far from fp32's overflow at exp(88)."""
@@ -80,14 +82,14 @@ def _scan(q, k, v, s, g, hk, hv, o, scale: float, C: int) -> None:
     T, _, M = s.shape
     tril = torch.ones(C, C, dtype=hk.dtype, device=hk.device).tril()
     upper = tril == 0
+    tril16 = tril[:SUB, :SUB]
     for r0 in range(0, T, C):
         r1 = min(r0 + C, T)
         c = r1 - r0
         # [h, c, *] views of the chunk's rows.
         qn, kn, vn, sn = (x[r0:r1].transpose(0, 1) for x in (q, k, v, s))
-        # Cumulative log decays within the chunk, as one product with a lower-triangular
-        # matrix of ones (much faster than cumsum).  [c, h M] -> [h, c, M]
-        G = torch.mm(tril[:c, :c], g[r0:r1].flatten(1)).view(c, -1, M).transpose(0, 1)
+        # Cumulative log decays within the chunk.  [c, h M] -> [h, c, M]
+        G = _cumsum(g[r0:r1].flatten(1), tril[:c, :c] if c % SUB else tril16).view(c, -1, M).transpose(0, 1)
         if G[:, -1].min() < -FACTOR_LIMIT:
             _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r1)
             continue
@@ -107,6 +109,18 @@ def _scan(q, k, v, s, g, hk, hv, o, scale: float, C: int) -> None:
         on = torch.bmm(A, vn).baddbmm_(pe, hv)
         o[r0:r1].copy_(on.transpose(0, 1))
         hv.baddbmm_(W.transpose(1, 2), vn).mul_(last[:, :, None])
+
+
+def _cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sum of ``x [c, N]`` over rows, as products with the lower-triangular
+    matrix of ones ``tril`` (much faster than cumsum on CPU): per block of its size, then each
+    block offset by the totals of the blocks before it."""
+    c, b = x.shape[0], tril.shape[0]
+    if b == c:
+        return torch.mm(tril, x)
+    blocks = torch.matmul(tril, x.view(c // b, b, -1))  # [c / b, b, N]
+    blocks[1:] += blocks[:-1, -1:].cumsum(0)
+    return blocks.view(c, -1)
 
 
 def _groups(heads: int, threads: int) -> list[slice]:

@@ -130,3 +130,26 @@ def test_scratch_model_matches_measured_peak(B, K, M, V):
     finally:
         torch.set_num_threads(threads)
     assert scratch_bytes(B, 4, K, M, V, 256) == pytest.approx(measured, rel=0.15)
+
+
+@pytest.mark.parametrize("threads", [1, 3], ids=lambda t: f"threads{t}")
+def test_head_groups_on_threads_match_paper_recurrence(threads, stable_chunks):
+    """With several intra-op threads each group of heads runs on its own thread (3 threads: groups
+    of 1, 2 and 1 of the 4 batch x heads); a strong chunk in the middle takes the stable path in
+    every group. The caller's thread count is restored."""
+    q, k, v, s, g, h0 = core_inputs(150, dtype=torch.float64, B=2)
+    g[:, 64:128] *= 300
+    s = 1 - g.exp()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            o, (hk, hv) = fused_slot_attention(q, k, v, s, g, initial_state=h0)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    o_ref, (hk_ref, hv_ref) = paper_recurrence(q, k, v, s, g, 1.0, h0)
+    assert stable_chunks == [64] * min(threads, 4)
+    torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(hk, hk_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(hv, hv_ref, atol=1e-10, rtol=0)
