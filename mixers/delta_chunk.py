@@ -14,8 +14,9 @@ a unit lower-triangular system (the WY / UT transform):
 
 so ``U = T V - T (K e^G) S_0`` with ``T = (I + diag(beta) L)^{-1} diag(beta)`` from one triangular
 solve per chunk; then ``O = A_qk U + (Q e^G) S_0`` (``A_qk`` as ``L`` with ``q`` rows, diagonal
-included) and ``S_C = diag(e^{G_C}) S_0 + (K e^{G_C - G})^T U``. Everything but the three products
-with the state is batched over chunks; only those run chunk after chunk.
+included) and ``S_C = diag(e^{G_C}) S_0 + (K e^{G_C - G})^T U``. Everything but the products with
+the state is batched over chunks; only those run chunk after chunk (without autograd, ``Q e^G`` is
+stacked under ``T K e^G`` so that one product per chunk serves both).
 
 Stability. ``e^{G_r - G_s}`` (``s <= r``) is at most 1, but split as ``e^{G_r - R} e^{R - G_s}``
 (which turns the score matrices into matmuls) its factors overflow fp32 once a chunk decays by more
@@ -34,7 +35,6 @@ Memory is linear in ``T``: chunks are processed in groups of a fixed number of t
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -42,9 +42,10 @@ import torch.nn.functional as F
 
 from mixers.chunk_layout import from_chunks, to_chunks
 
-CHUNK = 64
-"""Chunk size (fla's KDA kernels use 64 too)."""
-GROUP = 1024
+CHUNK = 32
+"""Chunk size (fla's KDA kernels use 64): at 32 the within-chunk products cost half as much and the
+chunk-to-chunk loop, whose products with the state cost the same at any chunk size, stays at GEMM speed."""
+GROUP = 512
 """Tokens whose within-chunk work is batched at once: bounds the temporaries whatever ``T`` is."""
 SAFE_NATS = 60.0
 """Largest decay (in nats) on either side of a reference: factors within e^{+-60} ~ 1e{+-26} stay normal floats."""
@@ -114,13 +115,12 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
     else:
         q = q.mul_(scale) if infer else q * scale
     beta = to_chunks(beta, C, dt).unsqueeze(-1)  # [N, B, H, C, 1]
-    # [N, B, H, C, K]: the within-chunk cumulative decay, summed in the work dtype
-    G = to_chunks(g, C, dt, functools.partial(torch.cumsum, dtype=dt), -2, pad_value=None)
+    # [N, B, H, C, K]: the within-chunk cumulative decay, summed in the work dtype (padding g = 0)
+    G = _cumsum_(to_chunks(g, C, dt))
     G_first, G_last = G[..., :1, :], G[..., -1:, :]  # [N, B, H, 1, K]
-    # Keys and queries decayed to reference a ([k_a; q_a], stacked for one score product), keys
-    # decayed from reference b (k_b), and [v | k_a] side by side (for one product with T).
+    # Keys and queries decayed to reference a ([k_a; q_a], stacked for one score product) and keys
+    # decayed from reference b (k_b).
     kq = q.new_empty(q.shape[:-2] + (2 * C, K))
-    vk = q.new_empty(q.shape[:-1] + (V + K,))
     strong = not _safe(G_first, G_last)
     if not strong:
         # One reference per chunk and channel, halfway (in value) between the first and last
@@ -144,22 +144,28 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
     if not strong:
         A = kq @ k_b.transpose(-1, -2)  # [N, B, H, 2C, C]: A_kk over A_qk
         A_kk, A_qk = A[..., :C, :], A[..., C:, :].tril_()  # the upper triangles may hold inf: never read
-    if infer:
-        to_chunks(v, C, dt, out=vk[..., :V])
-        vk[..., V:] = kq[..., :C, :]
-    else:
-        vk = torch.cat((to_chunks(v, C, dt), kq[..., :C, :]), -1)
-    # T = (I + diag(beta) L)^{-1} diag(beta), [U~ | W] = T [V | K_a]; the solve reads only the strict
-    # lower triangle of A_kk (a solve with the C columns of diag(beta), then one product, is faster
+    # T = (I + diag(beta) L)^{-1} diag(beta), U~ = T V, W = T K_a; the solve reads only the strict
+    # lower triangle of A_kk (a solve with the C columns of diag(beta), then products, is faster
     # than solving for the V + K columns).
-    T = torch.linalg.solve_triangular(beta * A_kk.tril_(-1), torch.diag_embed(beta.squeeze(-1)), upper=False,
-                                      unitriangular=True)  # [N, B, H, C, C]
+    L_kk = A_kk.tril_(-1).mul_(beta) if infer else beta * A_kk.tril_(-1)
+    # Solved transposed (T^T (I + diag(beta) L)^T = diag(beta)): LAPACK's column-major operands are
+    # then our row-major tensors as they are, with no transposing copies.
+    T = torch.linalg.solve_triangular(L_kk.mT, torch.diag_embed(beta.squeeze(-1)), upper=True, left=False,
+                                      unitriangular=True).mT  # [N, B, H, C, C]
     if strong:  # chains of strong decays leave subnormal entries (see _decay): make them zeros
         T = _flush(T)
-    uw = T @ vk
-    del A_kk, T, vk, beta
+    v = to_chunks(v, C, dt)
     # U = U~ - W S_a (with S_a the state seen from reference a), then Out = A_qk U + Q_a S_a.
-    Out, S = _across_chunks(uw, kq[..., C:, :], A_qk, k_b, into_a, into_b, out_of_b, S)
+    if infer:
+        # [U~; 0] and [W; Q_a] stacked per chunk: one product with the state gives U and -Q_a S_a.
+        UO = v.new_empty(v.shape[:-2] + (2 * C, V))  # [N, B, H, 2C, V]
+        UO[..., :C, :] = T @ v
+        UO[..., C:, :] = 0.0
+        kq[..., :C, :] = T @ kq[..., :C, :]  # W over Q_a: K_a is not read again
+        Out, S = _across_chunks_in_place(UO, kq, A_qk, k_b, into_a, into_b, out_of_b, S)
+    else:
+        U, W = T @ v, T @ kq[..., :C, :]  # [N, B, H, C, V], [N, B, H, C, K]
+        Out, S = _across_chunks(U, W, kq[..., C:, :], A_qk, k_b, into_a, into_b, out_of_b, S)
     from_chunks(Out, o)
     return S
 
@@ -172,13 +178,31 @@ def _write(op, args: tuple[Tensor, ...], out: Tensor, infer: bool) -> None:
         out.copy_(op(*args))
 
 
-def _across_chunks(uw: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,
+def _cumsum_(x: Tensor, block: int = 8) -> Tensor:
+    """Cumulative sum of ``x [..., C, F]`` along ``C``, in place: sums within blocks of ``block`` rows,
+    then of the block totals, then the totals added to the next blocks' rows (fp32 rounding as a
+    plain sum's, in a different order). Whole-tensor row operations: ``torch.cumsum`` over a non-last
+    dim runs a scalar loop per column, several times slower on CPU."""
+    C = x.shape[-2]
+    if C % block or C <= block:
+        return x.copy_(torch.cumsum(x, -2))
+    rows = x.unflatten(-2, (C // block, block))  # [..., C / block, block, F]
+    for i in range(1, block):
+        rows[..., i, :] += rows[..., i - 1, :]
+    ends = rows[..., -1, :]  # [..., C / block, F]: each block's total, made cumulative next
+    for j in range(1, C // block):
+        ends[..., j, :] += ends[..., j - 1, :]
+    rows[..., 1:, :-1, :] += ends[..., :-1, :].unsqueeze(-2)
+    return x
+
+
+def _across_chunks(U: Tensor, W: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,
                    into_b: Tensor | None, out_of_b: Tensor | None, S: Tensor) -> tuple[Tensor, Tensor]:
     """The chunk-to-chunk recurrence: ``U = U~ - W S_a`` and the state after each chunk, then
     ``Out = A_qk U + Q_a S_a`` for all chunks at once. ``S_a = e^{G_a} S_0`` is the state seen from
     reference a (``into_a``; None for the chunk start), the update goes through reference b.
 
-    uw = [U~ | W]: [N, B, H, C, V + K]; q_a, k_b: [N, B, H, C, K]; A_qk [N, B, H, C, C]; factors
+    U~ [N, B, H, C, V], W, q_a, k_b: [N, B, H, C, K]; A_qk [N, B, H, C, C]; factors
     [N, B, H, 1, K]; S: [B, H, K, V]. Returns Out [N, B, H, C, V] and the final state.
     """
     B, H, K, V = S.shape
@@ -186,33 +210,53 @@ def _across_chunks(uw: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor, into_a: T
     # Per-chunk factors of the state, transposed to multiply its K rows: [N, B*H, K, 1].
     into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2).flatten(1, 2)
                                 for x in (into_a, into_b, out_of_b))
-    uw = uw.flatten(1, 2)  # [N, B*H, C, V + K]
-    U, W = uw[..., :V], uw[..., V:]
-    S = S.flatten(0, 1)  # [B*H, K, V]
+    U, W = U.flatten(1, 2), W.flatten(1, 2)  # [N, B*H, C, V], [N, B*H, C, K]
     # Only the state's own recurrence runs chunk by chunk (few, small ops: they dominate the
     # per-token overhead); the states seen from reference a are kept for one batched output product.
-    # Without autograd U and the kept states are written in place.
-    in_place = not torch.is_grad_enabled()
-    states = S.new_empty((U.shape[0],) + S.shape) if in_place else []  # [N, B*H, K, V]
-    us = []
+    S = S.flatten(0, 1)
+    states, us = [], []
     for n in range(U.shape[0]):
-        # e^{G_a} S_0; for a = the chunk start, S_0 itself
-        if in_place:
-            S_a = torch.mul(S, into_a[n], out=states[n]) if into_a is not None else states[n].copy_(S)
-            u = U[n].baddbmm_(W[n], S_a, alpha=-1)
-        else:
-            S_a = S if into_a is None else S * into_a[n]
-            states.append(S_a)
-            u = torch.baddbmm(U[n], W[n], S_a, alpha=-1)
-            us.append(u)
-        # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
+        S_a = S if into_a is None else S * into_a[n]
+        states.append(S_a)
+        u = torch.baddbmm(U[n], W[n], S_a, alpha=-1)
+        us.append(u)
         S = torch.baddbmm(S_a if into_b is None else S * into_b[n], k_b[n], u)
         if out_of_b is not None:
-            S = S.mul_(out_of_b[n]) if in_place else S * out_of_b[n]
-    states = states if in_place else torch.stack(states)
-    U = U if in_place else torch.stack(us)
+            S = S * out_of_b[n]
     # Out = A_qk U + Q_a S_a, all chunks at once: [N*B*H, C, V]
-    Out = torch.baddbmm(q_a.flatten(0, 2) @ states.flatten(0, 1), A_qk.flatten(0, 2), U.flatten(0, 1))
+    Out = torch.baddbmm(q_a.flatten(0, 2) @ torch.stack(states).flatten(0, 1), A_qk.flatten(0, 2),
+                        torch.stack(us).flatten(0, 1))
+    return Out.unflatten(0, (-1, B, H)), S.unflatten(0, (B, H))
+
+
+def _across_chunks_in_place(UO: Tensor, WQ: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,
+                            into_b: Tensor | None, out_of_b: Tensor | None, S: Tensor) -> tuple[Tensor, Tensor]:
+    """``_across_chunks`` without autograd, updating ``UO``, ``WQ``'s partner, and ``S`` in place.
+
+    UO = [U~; 0]: [N, B, H, 2C, V] and WQ = [W; Q_a]: [N, B, H, 2C, K], so that one product per
+    chunk, ``UO -= WQ S_a``, gives ``U`` over ``-Q_a S_a`` (no [N, K, V] stack of states to keep);
+    S: [B, H, K, V], a private copy (see the caller). Returns Out [N, B, H, C, V] and the final state.
+    """
+    B, H, K, V = S.shape
+    C = UO.shape[-2] // 2
+    k_b = k_b.transpose(-1, -2).flatten(1, 2)  # [N, B*H, K, C]
+    into_a, into_b, out_of_b = (None if x is None else x.transpose(-1, -2).flatten(1, 2)
+                                for x in (into_a, into_b, out_of_b))  # [N, B*H, K, 1]
+    UO, WQ, S = UO.flatten(1, 2), WQ.flatten(1, 2), S.flatten(0, 1)  # [N, B*H, 2C, V or K], [B*H, K, V]
+    S_a = S.new_empty(S.shape) if into_a is not None else S
+    for n in range(UO.shape[0]):
+        if into_a is not None:  # e^{G_a} S_0; for a = the chunk start, S_0 itself
+            torch.mul(S, into_a[n], out=S_a)
+        u = UO[n].baddbmm_(WQ[n], S_a, alpha=-1)[:, :C]
+        # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
+        if into_b is None:
+            torch.baddbmm(S_a, k_b[n], u, out=S)
+        else:
+            S.mul_(into_b[n]).baddbmm_(k_b[n], u)
+        if out_of_b is not None:
+            S.mul_(out_of_b[n])
+    # Out = A_qk U - (-Q_a S_a), all chunks at once: [N*B*H, C, V]
+    Out = torch.baddbmm(UO[:, :, C:].flatten(0, 1), A_qk.flatten(0, 2), UO[:, :, :C].flatten(0, 1), beta=-1)
     return Out.unflatten(0, (-1, B, H)), S.unflatten(0, (B, H))
 
 

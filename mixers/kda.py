@@ -163,8 +163,7 @@ class KimiDeltaAttentionTwin(nn.Module):
             beta = beta * 2
         if self.core == "chunk":
             o, state = delta_chunk.chunk_gated_delta_rule(q, k, v, g, beta, initial_state=state,
-                                                          output_final_state=True, qk_l2norm=True,
-                                                          group_tokens=SEGMENT)
+                                                          output_final_state=True, qk_l2norm=True)
         else:
             o, state = _naive_core(q, k, v, g, beta, state)
         del q, k, v, g, beta  # free before the output gate's activations exist
@@ -228,18 +227,22 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     segment = B * min(T, SEGMENT)
     if kernel in ("torch", "reference"):
         # The layer runs segment by segment: the [B, T, D] output, the fused input and folded
-        # output weights, and one segment's temporaries. Measured peak (fp32, D 1024, 4 heads) is
-        # inside the core, where these are alive: the fused projection (n_in), the three
-        # convolution outputs (dtype), the fp32 gate, and in fp32 the chunked v, the normalised
-        # q and k, the cumulative decay, the decay factors, and the decayed q, k and k^-1 (9 KD
-        # and VD), besides four [C, C] matrices per head.
+        # output weights, and one segment's temporaries: the fused projection (n_in), the three
+        # convolution outputs (dtype), and in fp32 the gate and the core's output. The core works
+        # through the segment a group of tokens at a time; per group token it holds (measured, fp32,
+        # D 1024, 4 heads, groups of 1,024 and 2,048 tokens) ~8 KD-wide fp32 tensors (the chunked
+        # q, k, v, the decays, the stacked decayed [k; q], [U; -Q S] and the keys k^-1) and two
+        # [C, C] matrices per head. Below ~1,000-token groups the layer's own peak after the core
+        # (output gate and norm) is the larger, by less than 10%.
         weights = (n_in * D + D * VD) * b
         if kernel == "torch":
-            per_token = n_in * b + (2 * KD + VD) * b + 4 * (9 * KD + VD) + 4 * 4 * H * C
+            per_token = n_in * b + (2 * KD + VD) * b + 4 * (KD + VD)
+            core_scratch = B * min(T, delta_chunk.GROUP) * 4 * (8 * KD + 2 * H * C)
         else:
             # fla's naive loop instead: normalised q, k, its fp32 output, and per-step [H, K, V] temporaries.
             per_token = n_in * b + (2 * KD + VD) * b + 4 * (3 * KD + 2 * VD)
-        activation = output + weights + segment * per_token
+            core_scratch = 0
+        activation = output + weights + segment * per_token + core_scratch
     else:
         # fla's chunk kernels (an estimate, not yet checked against a GPU measurement): the layer's
         # projections, convolution outputs and gate (dtype), then in fp32 the normalised q, k, the
