@@ -29,6 +29,7 @@ import torch
 from mixers.lightnet_chunk import CHUNK, SAFE_NATS
 
 Tensor = torch.Tensor
+LOG2E = 1 / math.log(2)
 BLOCK = 16
 """Steps per block of ``running_sum``'s first level (a small triangular product)."""
 
@@ -60,9 +61,10 @@ def additive_group_inplace(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor
     if not bool(into.max() < math.exp(SAFE_NATS)):
         return None
     # exp(u - r) <= 1, padded with zero keys to whole blocks of the running sum.  [B, L + pad, H, F]
+    # As 2^((u - r) log2 e): torch's exp2 runs about 2.5x faster than its exp on CPU (AVX512, fp32).
     ke = u.new_empty((B, -(-L // BLOCK) * BLOCK, H, Fk), dtype=work)
     ke[:, L:] = 0
-    torch.sub(u, r, out=ke[:, :L]).exp_()
+    torch.add(r * -LOG2E, u, alpha=LOG2E, out=ke[:, :L]).exp2_()
     D = running_sum(ke, into, scale)[:, :L]
     ke = ke[:, :L]
     if not bool(D[:, 0].amin() * scale > math.exp(-SAFE_NATS)):  # D grows along the group: its first row is least
