@@ -82,33 +82,33 @@ def _scan(q, k, v, s, g, hk, hv, o, scale: float, C: int) -> None:
     T, _, M = s.shape
     tril = torch.ones(C, C, dtype=hk.dtype, device=hk.device).tril()
     upper = tril == 0
-    tril16 = tril[:SUB, :SUB]
-    for r0 in range(0, T, C):
-        r1 = min(r0 + C, T)
-        c = r1 - r0
-        # [h, c, *] views of the chunk's rows.
-        qn, kn, vn, sn = (x[r0:r1].transpose(0, 1) for x in (q, k, v, s))
+    # Every chunk's operands as views made in one go (a per-chunk slice and transpose each would
+    # cost more Python than some of the chunk's kernels): [h, c, *], keys also as [h, K, c].
+    chunks = zip(*(x.transpose(0, 1).split(C, 1) for x in (q, v, s)), k.permute(1, 2, 0).split(C, 2),
+                 g.flatten(1).split(C), o.transpose(0, 1).split(C, 1), strict=True)
+    for r0, (qn, vn, sn, knT, gn, on) in zip(range(0, T, C), chunks, strict=True):
+        c = gn.shape[0]
         # Cumulative log decays within the chunk.  [c, h M] -> [h, c, M]
-        G = _cumsum(g[r0:r1].flatten(1), tril[:c, :c] if c % SUB else tril16).view(c, -1, M).transpose(0, 1)
-        if G[:, -1].min() < -FACTOR_LIMIT:
-            _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r1)
+        G = _cumsum(gn, tril[:c, :c] if c % SUB else tril[:SUB, :SUB]).view(c, -1, M).transpose(0, 1)
+        if G[:, -1].min().item() < -FACTOR_LIMIT:
+            _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r0 + c)
             continue
         E = G.exp_()  # exp(G_i) <= 1
         W = torch.div(sn, E)  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
-        last = E[:, -1]  # [h, M]: the chunk's whole decay
+        last = E[:, -1:]  # [h, 1, M]: the chunk's whole decay
         # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [h, c, M]
-        A = torch.bmm(qn, kn.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+        A = torch.bmm(qn, knT).masked_fill_(upper[:c, :c], 0.0)
         a = torch.bmm(A, W).baddbmm_(qn, hk).mul_(E)
         if scale != 1.0:
             a.mul_(scale)
-        hk.baddbmm_(kn.transpose(1, 2), W).mul_(last[:, None, :])
+        hk.baddbmm_(knT, W).mul_(last)
         # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [h, c, M]
         pe = torch.softmax(a, -1).mul_(E)
-        A = torch.bmm(pe, W.transpose(1, 2)).masked_fill_(upper[:c, :c], 0.0)
+        WT = W.transpose(1, 2)
+        A = torch.bmm(pe, WT).masked_fill_(upper[:c, :c], 0.0)
         # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
-        on = torch.bmm(A, vn).baddbmm_(pe, hv)
-        o[r0:r1].copy_(on.transpose(0, 1))
-        hv.baddbmm_(W.transpose(1, 2), vn).mul_(last[:, :, None])
+        on.copy_(torch.bmm(A, vn).baddbmm_(pe, hv))
+        hv.baddbmm_(WT, vn).mul_(last.transpose(1, 2))
 
 
 def _cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
