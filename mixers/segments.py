@@ -1,9 +1,10 @@
 """Run a recurrent layer over time segments, carrying its state: linear time, segment-sized scratch.
 
-The chunkwise twins (LightNet, GSA, KDA) compute everything but their recurrence token by token,
-so a long input can be cut into segments: each segment's projections and core scratch are freed
-before the next is made, and only the recurrent state crosses segment borders. The result is
-the same as one pass (tests/mixers check it at borders that fall inside and between chunks).
+The chunkwise twins (RetNet, LightNet, GSA, KDA, GLA, HGRN2, DeltaNet, Mamba-2) compute
+everything but their recurrence token by token, so a long input can be cut into segments: each
+segment's projections and core scratch are freed before the next is made, and only the recurrent
+state crosses segment borders. The result is the same as one pass (tests/mixers check it at
+borders that fall inside and between chunks).
 """
 
 from __future__ import annotations

@@ -19,30 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mixers.retnet import log_decays, rotate
 from mixers.stream.base import State, Stepper, work_dtype
-
-ROPE_BASE = 10000.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RetentionState(State):
     S: Tensor  # [B, H, K, V], fp32
-
-
-def rope(x: Tensor, start: int = 0) -> Tensor:
-    """Rotary embedding of ``x [B, T, H, K]`` at positions start..start+T-1 (rotate-half: pairs i, i + K/2)."""
-    T, K = x.shape[1], x.shape[-1]
-    inv_freq = 1.0 / ROPE_BASE ** (torch.arange(0, K, 2, dtype=torch.float32, device=x.device) / K)
-    # [T, K/2], fp32 as the parallel form; positions made on the device (no host copy: CUDA-graph safe)
-    angles = torch.outer(torch.arange(start, start + T, dtype=torch.float32, device=x.device), inv_freq)
-    cos, sin = angles.cos()[:, None], angles.sin()[:, None]  # [T, 1, K/2]
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
-
-
-def log_gammas(num_heads: int, device: torch.device) -> Tensor:
-    """log(1 - 2^(-5-h)), h = 0..H-1, fp32."""
-    return torch.log1p(-torch.pow(2.0, -5.0 - torch.arange(num_heads, dtype=torch.float32, device=device)))
 
 
 def retention_step(S: Tensor, q: Tensor, k: Tensor, v: Tensor, gamma: Tensor, scale: float) -> tuple[Tensor, Tensor]:
@@ -67,12 +50,12 @@ class RetNetStepper(Stepper):
 
     def _prefill(self, x: Tensor) -> RetentionState:
         m, (B, T, _), H, K, V = self.module, x.shape, self.H, self.K, self.V
-        k = rope(m.k_proj(x).view(B, T, H, K))
+        k = rotate(m.k_proj(x).view(B, T, H, K))
         v = m.v_proj(x).view(B, T, H, V)
         work = work_dtype(x.dtype)
         # [T, H]: gamma_h^(T-1-j), exact powers
         age = torch.arange(T - 1, -1, -1, dtype=torch.float32, device=x.device)  # T-1-j
-        decay = (age.to(work)[:, None] * log_gammas(H, x.device).to(work)).exp()
+        decay = (age.to(work)[:, None] * log_decays(H, x.device).to(work)).exp()
         # [B, H, K, T] @ [B, H, T, V]
         S = (k.to(work) * decay[:, :, None]).permute(0, 2, 3, 1) @ v.to(work).transpose(1, 2)
         return RetentionState(length=T, S=S)
@@ -81,9 +64,9 @@ class RetNetStepper(Stepper):
         m, B, H, K, V = self.module, x.shape[0], self.H, self.K, self.V
         q, k, v, z = self.fused_linear("qkvg", [m.q_proj, m.k_proj, m.v_proj, m.g_proj])(x)
         # q and k rotated together: [B, 1, 2H, K] -> two [B, H, K]
-        q, k = rope(torch.cat((q, k), -1).view(B, 1, 2 * H, K), state.length)[:, 0].split(H, dim=1)
+        q, k = rotate(torch.cat((q, k), -1).view(B, 1, 2 * H, K), state.length)[:, 0].split(H, dim=1)
         work = state.S.dtype  # fp32 log decays, exponentiated in the work dtype as the parallel core
-        gamma = self.derived(f"gamma.{x.device}.{work}", [], lambda: log_gammas(H, x.device).to(work).exp())
+        gamma = self.derived(f"gamma.{x.device}.{work}", [], lambda: log_decays(H, x.device).to(work).exp())
         o, S = retention_step(state.S, q, k, v.view(B, H, V), gamma, K**-0.5)
         o = o.to(x.dtype).float()  # the parallel core returns v's dtype
         # Gated RMSNorm over each head's V channels, fp32.  [B, H, V] -> [B, H*V]

@@ -219,15 +219,16 @@ def _core_inputs(T, H=2, K=16, V=12, seed=8):
 def test_retention_step_matches_fla_naive_recurrent_gla():
     from fla.ops.gla.naive import naive_recurrent_gla
 
-    from mixers.stream.retnet import log_gammas, retention_step
+    from mixers.retnet import log_decays
+    from mixers.stream.retnet import retention_step
 
     T = 50
     q, k, v, _ = _core_inputs(T)
-    g = log_gammas(2, q.device).view(1, 1, 2, 1).expand_as(q)
+    g = log_decays(2, q.device).view(1, 1, 2, 1).expand_as(q)
     o_ref, S_ref = naive_recurrent_gla(q, k, v, g, output_final_state=True)
     S, outputs = torch.zeros(B, 2, 16, 12), []
     for t in range(T):
-        o, S = retention_step(S, q[:, t], k[:, t], v[:, t], log_gammas(2, q.device).exp(), 16**-0.5)
+        o, S = retention_step(S, q[:, t], k[:, t], v[:, t], log_decays(2, q.device).exp(), 16**-0.5)
         outputs.append(o)
     assert _max_error(torch.stack(outputs, 1), o_ref) <= 1e-5 and _max_error(S, S_ref) <= 1e-5
 
@@ -291,7 +292,8 @@ def test_retention_step_matches_fla_fused_recurrent_retention():
     """fla's Triton recurrence under the interpreter, continuing from a state."""
     from fla.ops.retention import fused_recurrent_retention
 
-    from mixers.stream.retnet import log_gammas, retention_step
+    from mixers.retnet import log_decays
+    from mixers.stream.retnet import retention_step
 
     T = 12
     q, k, v, gen = _core_inputs(T)
@@ -299,7 +301,7 @@ def test_retention_step_matches_fla_fused_recurrent_retention():
     o_ref, S_ref = fused_recurrent_retention(q, k, v, initial_state=S0, output_final_state=True)
     S, outputs = S0, []
     for t in range(T):
-        o, S = retention_step(S, q[:, t], k[:, t], v[:, t], log_gammas(2, q.device).exp(), 16**-0.5)
+        o, S = retention_step(S, q[:, t], k[:, t], v[:, t], log_decays(2, q.device).exp(), 16**-0.5)
         outputs.append(o)
     assert _max_error(torch.stack(outputs, 1), o_ref) <= 1e-5 and _max_error(S, S_ref) <= 1e-5
 
