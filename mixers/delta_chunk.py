@@ -109,10 +109,11 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
     infer = not torch.is_grad_enabled()  # in place and into buffers; autograd needs new tensors
     # [N, B, H, C, K] (V for v); padding has k = v = beta = 0 and g = 0 (G repeats its last step),
     # so it leaves the state alone.
-    q, k = to_chunks(q, C, dt), to_chunks(k, C, dt)
-    if qk_l2norm:
-        q, k = _l2norm(q, scale, infer), _l2norm(k, 1.0, infer)
+    if qk_l2norm:  # normalised on the way into the chunk layout: one pass over q and k fewer
+        q, k = (to_chunks(x, C, dt, torch.mul, to_chunks(_l2factor(x, factor, dt), C, dt))
+                for x, factor in ((q, scale), (k, 1.0)))
     else:
+        q, k = to_chunks(q, C, dt), to_chunks(k, C, dt)
         q = q.mul_(scale) if infer else q * scale
     beta = to_chunks(beta, C, dt).unsqueeze(-1)  # [N, B, H, C, 1]
     # [N, B, H, C, K]: the within-chunk cumulative decay, summed in the work dtype (padding g = 0)
@@ -129,7 +130,7 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
         into_a, into_b, out_of_b = R.exp(), None, (G_last - R).exp_()  # before G changes in place
         if infer:
             decay = G.sub_(R).exp_()  # [N, B, H, C, K], within e^{+-SAFE_NATS}
-            inverse = torch.reciprocal(decay)
+            inverse = None  # k_b = k / decay below: one pass, no reciprocal
         else:
             decay, inverse = _exp_pair(G - R)
     else:
@@ -139,7 +140,7 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
         into_a, into_b, out_of_b = None, _decay(G_last.clone()), None
     _write(torch.mul, (k, decay), kq[..., :C, :], infer)
     _write(torch.mul, (q, decay), kq[..., C:, :], infer)
-    k_b = inverse.mul_(k) if infer else k * inverse
+    k_b = k.div_(decay) if inverse is None else (inverse.mul_(k) if infer else k * inverse)
     del q, k, G, G_first, G_last, decay, inverse  # the group's peak comes later: free what it does not need
     if not strong:
         A = kq @ k_b.transpose(-1, -2)  # [N, B, H, 2C, C]: A_kk over A_qk
@@ -322,6 +323,11 @@ def _block_diagonal(A: torch.Tensor, size: int) -> torch.Tensor:
 
 def _l2norm(x: torch.Tensor, scale: float = 1.0, in_place: bool = False, eps: float = 1e-6) -> torch.Tensor:
     """``scale * x / sqrt(sum x^2 + eps)`` over the last dim (fla's eps); ``in_place`` overwrites ``x``."""
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    factor = torch.rsqrt(norm.square() + eps) * scale
+    factor = _l2factor(x, scale, x.dtype, eps)
     return x.mul_(factor) if in_place else x * factor
+
+
+def _l2factor(x: torch.Tensor, scale: float, dtype: torch.dtype, eps: float = 1e-6) -> torch.Tensor:
+    """``scale / sqrt(sum x^2 + eps)`` over the last dim of ``x``, in ``dtype``, keeping that dim (size 1)."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=dtype)
+    return torch.rsqrt(norm.square() + eps) * scale
