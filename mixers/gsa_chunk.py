@@ -37,6 +37,8 @@ from mixers.gla_chunk import gla_chunk
 
 SUB = 16
 """Rows per block of the cumulative sum."""
+BLOCK_CHUNKS = 4
+"""Chunks whose decays (cumulative sum, exp, division) are made together."""
 FACTOR_LIMIT = 60.0
 """Largest -G (cumulative log decay within one chunk) the factorized form takes: exp(60) ~ 1e26,
 far from fp32's overflow at exp(88)."""
@@ -79,48 +81,83 @@ def fused_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: t
 def _scan(q, k, v, s, g, hk, hv, o, scale: float, C: int) -> None:
     """Both passes over every chunk of one group of heads: inputs [T, h, *] (time-major), states
     hk [h, K, M] and hv [h, M, V] and the output o [T, h, V] updated in place."""
-    T, _, M = s.shape
+    T = s.shape[0]
     tril = torch.ones(C, C, dtype=hk.dtype, device=hk.device).tril()
     upper = tril == 0
     # Every chunk's operands as views made in one go (a per-chunk slice and transpose each would
     # cost more Python than some of the chunk's kernels): [h, c, *], keys also as [h, K, c].
-    chunks = zip(*(x.transpose(0, 1).split(C, 1) for x in (q, v, s)), k.permute(1, 2, 0).split(C, 2),
-                 g.flatten(1).split(C), o.transpose(0, 1).split(C, 1), strict=True)
-    for r0, (qn, vn, sn, knT, gn, on) in zip(range(0, T, C), chunks, strict=True):
-        c = gn.shape[0]
-        # Cumulative log decays within the chunk.  [c, h M] -> [h, c, M]
-        G = _cumsum(gn, tril[:c, :c] if c % SUB else tril[:SUB, :SUB]).view(c, -1, M).transpose(0, 1)
-        if G[:, -1].min().item() < -FACTOR_LIMIT:
+    chunks = zip(*(x.transpose(0, 1).split(C, 1) for x in (q, v, o)), k.permute(1, 2, 0).split(C, 2), strict=True)
+    span = C * BLOCK_CHUNKS
+    for b0 in range(0, T, span):
+        _block(q, k, v, s, g, hk, hv, o, scale, tril, upper, chunks, b0, min(b0 + span, T))
+
+
+def _block(q, k, v, s, g, hk, hv, o, scale: float, tril, upper, chunks, b0: int, b1: int) -> None:
+    """Rows b0..b1 of the group: the block's decays at once, then chunk by chunk (its E and W
+    are freed on return, before the next block's are made)."""
+    C = tril.shape[0]
+    E, W, strong = _decays(g[b0:b1], s[b0:b1], tril)
+    for r0, En, Wn, stable, (qn, vn, on, knT) in zip(range(b0, b1, C), E.split(C, 1), W.split(C, 1), strong,
+                                                     chunks, strict=False):
+        c = En.shape[1]
+        if stable:
             _stable_chunk(q, k, v, s, g, scale, hk, hv, o, r0, r0 + c)
-            continue
-        E = G.exp_()  # exp(G_i) <= 1
-        W = torch.div(sn, E)  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
-        last = E[:, -1:]  # [h, 1, M]: the chunk's whole decay
-        # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [h, c, M]
-        A = torch.bmm(qn, knT).masked_fill_(upper[:c, :c], 0.0)
-        a = torch.bmm(A, W).baddbmm_(qn, hk).mul_(E)
-        if scale != 1.0:
-            a.mul_(scale)
-        hk.baddbmm_(knT, W).mul_(last)
-        # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [h, c, M]
-        pe = torch.softmax(a, -1).mul_(E)
-        WT = W.transpose(1, 2)
-        A = torch.bmm(pe, WT).masked_fill_(upper[:c, :c], 0.0)
-        # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
-        on.copy_(torch.bmm(A, vn).baddbmm_(pe, hv))
-        hv.baddbmm_(WT, vn).mul_(last.transpose(1, 2))
+        else:
+            _chunk(qn, knT, vn, En, Wn, hk, hv, on, scale, upper[:c, :c])
 
 
-def _cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
-    """Inclusive cumulative sum of ``x [c, N]`` over rows, as products with the lower-triangular
-    matrix of ones ``tril`` (much faster than cumsum on CPU): per block of its size, then each
-    block offset by the totals of the blocks before it."""
-    c, b = x.shape[0], tril.shape[0]
-    if b == c:
-        return torch.mm(tril, x)
-    blocks = torch.matmul(tril, x.view(c // b, b, -1))  # [c / b, b, N]
-    blocks[1:] += blocks[:-1, -1:].cumsum(0)
-    return blocks.view(c, -1)
+def _chunk(q, kT, v, E, W, hk, hv, o, scale: float, upper: torch.Tensor) -> None:
+    """Both passes over one chunk of c rows: q [h, c, K], kT [h, K, c], v [h, c, V], E and W
+    [h, c, M]; the states hk [h, K, M], hv [h, M, V] and o [h, c, V] are updated in place."""
+    last = E[:, -1:]  # [h, 1, M]: the chunk's whole decay
+    # Pass 1: slot scores a = scale E * (q K_0 + tril(q k^T) W).  [h, c, M]
+    A = torch.bmm(q, kT).masked_fill_(upper, 0.0)
+    a = torch.bmm(A, W).baddbmm_(q, hk).mul_(E)
+    if scale != 1.0:
+        a.mul_(scale)
+    hk.baddbmm_(kT, W).mul_(last)
+    # Pass 2 with the slot probabilities decayed to each row: pe = softmax(a) E.  [h, c, M]
+    pe = torch.softmax(a, -1).mul_(E)
+    WT = W.transpose(1, 2)
+    A = torch.bmm(pe, WT).masked_fill_(upper, 0.0)
+    # Into a contiguous block first: baddbmm_ on a strided output splits into one call per head.
+    o.copy_(torch.bmm(A, v).baddbmm_(pe, hv))
+    hv.baddbmm_(WT, v).mul_(last.transpose(1, 2))
+
+
+def _decays(g: torch.Tensor, s: torch.Tensor, tril: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+    """A block of chunks' E = exp(G) and W = s exp(-G) ([h, L, M], G the cumulative log decay
+    within each chunk of C = len(tril) rows) from g, s [L, h, M], and which chunks decay too
+    strongly for them (some G below -FACTOR_LIMIT)."""
+    L, _, M = g.shape
+    C = tril.shape[0]
+    G = _chunk_cumsum(g.flatten(1), tril).view(L, -1, M).transpose(0, 1)  # [h, L, M]
+    ends = list(range(C - 1, L, C)) + ([L - 1] if L % C else [])
+    strong = (G[:, ends].amin((0, 2)) < -FACTOR_LIMIT).tolist()
+    E = G.exp_()  # exp(G_i) <= 1
+    return E, torch.div(s.transpose(0, 1), E), strong  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
+
+
+def _chunk_cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sums of ``x [L, N]`` over rows, restarting every C = len(tril) rows,
+    as products with lower-triangular matrices of ones (much faster than cumsum on CPU): per
+    block of SUB rows, then each block offset by the totals of its chunk's blocks before it."""
+    L, N = x.shape
+    C = tril.shape[0]
+    full, tail = L - L % C, L % C
+    out = torch.empty_like(x)
+    if full and C % SUB == 0:
+        n = full // SUB
+        blocks = out[:full].view(n, SUB, N)
+        torch.bmm(tril[:SUB, :SUB].expand(n, SUB, SUB), x[:full].view(n, SUB, N), out=blocks)
+        per_chunk = blocks.view(full // C, C // SUB, SUB, N)
+        per_chunk[:, 1:] += per_chunk[:, :-1, -1:].cumsum(1)
+    elif full:
+        n = full // C
+        torch.bmm(tril.expand(n, C, C), x[:full].view(n, C, N), out=out[:full].view(n, C, N))
+    if tail:
+        torch.mm(tril[:tail, :tail], x[full:], out=out[full:])
+    return out
 
 
 def _groups(heads: int, threads: int) -> list[slice]:
@@ -175,14 +212,15 @@ def scratch_bytes(batch: int, num_heads: int, key_dim: int, num_slots: int, valu
                   chunk_size: int = 64, dtype_bytes: int = 4) -> int:
     """About the peak bytes ``fused_slot_attention`` holds beside its inputs and output, for cost models.
 
-    The two fp32 states, about five [B H, C, M]-wide, one V-wide and two [C, C] tensors for
-    the chunks in flight (exponentials of the cumulative decays, decayed slot writes, slot
-    scores and probabilities, the output block, some still held while the next chunk starts),
-    and, unless batch is 1 and the inputs fp32, the time-major fp32 copies of the five inputs
-    and an output buffer. Within 15% of the measured peak (tests/mixers/test_gsa_chunk.py).
+    The two fp32 states; one block's E and W ([B H, L, M] each, L = BLOCK_CHUNKS * C rows); for
+    the chunk in flight about three [B H, C, M]-wide, one V-wide and two [C, C] tensors (slot
+    scores and probabilities, the output block, the intra-chunk scores); and, unless batch is 1
+    and the inputs fp32, the time-major fp32 copies of the five inputs and an output buffer.
+    Within 15% of the measured peak on one thread (tests/mixers/test_gsa_chunk.py).
     """
     B, H, K, M, V, C = batch, num_heads, key_dim, num_slots, value_dim, chunk_size
+    L = min(length, BLOCK_CHUNKS * C)
     states = 4 * B * H * (K * M + M * V)
-    chunk = 4 * B * H * C * (5 * M + V + 2 * C)
+    chunk = 4 * B * H * (2 * L * M + C * (3 * M + V + 2 * C))
     copies = 0 if B == 1 and dtype_bytes == 4 else 4 * B * length * H * (2 * K + 2 * M + 2 * V)
     return states + chunk + copies
