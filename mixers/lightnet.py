@@ -38,7 +38,8 @@ from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import chunk_cumsum, gla_chunk
-from mixers.lightnet_chunk import CHUNK, GROUP, additive_group
+from mixers.lightnet_chunk import GROUP, additive_group
+from mixers.lightnet_scan import CHUNK as SCAN_CHUNK
 from mixers.lightnet_scan import additive_group_inplace
 from mixers.segments import run_segments
 
@@ -216,8 +217,9 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         # naive_recurrent_gla per step: decay and outer product into S, then q^T S: 3 [K, V] passes.
         core = 6.0 * B * H * T * Fk * V
     else:
-        # Per chunk: q k^T and A v inside it, q^T S across chunks and the k^T v state update.
-        core = B * H * (2.0 * T * min(C, T) * (Fk + V) + 4.0 * T * Fk * V + 6.0 * T * Fk)
+        # Per chunk: q k^T and A v inside it, q^T S across chunks and the k^T v state update;
+        # chunks of the in-place form (inference), which the benchmarks run.
+        core = B * H * (2.0 * T * min(SCAN_CHUNK, T) * (Fk + V) + 4.0 * T * Fk * V + 6.0 * T * Fk)
     state = B * H * (Fk * V + Fk) * 4
     if kernel == "fla":
         # fla's layer at full length (estimated from its code, not measured here): q before
@@ -240,7 +242,7 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
 
 def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) -> int:
     """Peak of LightNetTwin.forward at inference, counted from its code (fp32 scratch at 4 bytes)."""
-    KF, V, C = H * Fk, D // H, CHUNK
+    KF, V, C = H * Fk, D // H, SCAN_CHUNK
     steps = min(T, SEGMENT)
     group = min(steps, GROUP)  # steps of one group of the core
     # Layer: q, the key logits and v, and the core's output (dtype).

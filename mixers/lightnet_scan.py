@@ -12,8 +12,15 @@ values keep their ``[B, L, H, *]`` layout: one chunk of one sequence is an ``[H,
 row stride H*F, which BLAS reads as it is, so no chunk-major copies either. Per chunk: the scores
 ``(q/D) ke^T`` (masked causal), their values, the state read added to them (one ``[H, C, V]``
 buffer), its copy into the output, then the state update. ``D`` is one cumulative sum over the
-group and carries the scale F^-1/2 (so the queries do). About 80% of a large sgemm's FLOP/s at
-1 thread for F = 128, V = 256, C = 64 (measured on the core at 4,999 frames).
+group and carries the scale F^-1/2 (so the queries do).
+
+Measured at 4,999 frames, F = 128, V = 256, 4 heads, 1 thread (AMD EPYC, AVX512; CPU time, the
+machine shared): at C = 64 the core ran at ~63 GFLOP/s against ~92 for a large sgemm, its state
+reads and updates at ~90, the in-chunk scores and values at 55-70 (they first touch each chunk's
+keys, queries and values), and the passes over keys and queries (max, exp2, running sum,
+division) took ~15% of the time. C = 32 ran 5-7% faster than 64 (48 and 40 in between, 96 and 128
+slower); at 64, skipping the zero upper half of the scores (two value products per chunk) did not
+pay for the extra calls.
 
 In-place updates of fresh tensors only: the caller takes this path when nothing needs a gradient
 (``mixers.lightnet.lightnet_attention``); the batched form serves autograd. Same safety checks, and
@@ -26,10 +33,13 @@ import math
 
 import torch
 
-from mixers.lightnet_chunk import CHUNK, SAFE_NATS
+from mixers.lightnet_chunk import SAFE_NATS
 
 Tensor = torch.Tensor
 LOG2E = 1 / math.log(2)
+CHUNK = 32
+"""Steps per chunk. Half the batched form's 64: the in-chunk products (half of them zeros) shrink
+more than the state products lose (see the module docstring)."""
 BLOCK = 16
 """Steps per block of ``running_sum``'s first level (a small triangular product)."""
 
