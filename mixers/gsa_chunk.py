@@ -13,11 +13,18 @@ both passes factorize through the same two tensors:
     a_i = scale E_i * (q_i K_0 + sum_{j<=i} (q_i . k_j) W_j)            K_C = (K_0 + k^T W) diag(E_C)
     o_i = (p_i E_i) V_0 + sum_{j<=i} ((p_i E_i) . W_j) v_j,  p_i = softmax(a_i)    V_C = diag(E_C) (V_0 + W^T v)
 
-so a chunk costs one cumulative sum, one exp and one division for both passes, and every
-product is a batched matmul over (batch x heads) read straight from the inputs' [B, T, H, *]
-layout (no head-major copies for batch 1). Both passes run chunk by chunk, so the second pass
-reads the first's softmax while it is still in cache, and the scratch is a few [B H, C, *]
-tensors whatever T is.
+so a chunk costs one cumulative sum, one exp and one division for both passes (made for a
+block of BLOCK_CHUNKS chunks at once), and every product is a batched matmul over (batch x
+heads) read straight from the inputs' [B, T, H, *] layout (no head-major copies for batch 1).
+Both passes run chunk by chunk, so the second pass reads the first's softmax while it is still
+in cache, and the scratch is one block's worth whatever T is. About 85% of the time is the
+chunks' matmuls: per token and head, 4 K M (state reads and updates) + 2 C (K + M) (within the
+chunk) FLOPs per pass.
+
+Threads: the heads are independent, so with n > 1 intra-op threads each of n groups of heads
+is scanned by its own thread, every op on one intra-op thread (``torch.set_num_threads(1)``
+for the call's duration, restored after): the threads never wait for each other inside the
+chunk loop, where many small multi-threaded ops would each end at a barrier.
 
 The factorization needs exp(-G) finite: a chunk whose cumulative decay reaches below
 -FACTOR_LIMIT (60) on any slot is instead handed to ``mixers.gla_chunk`` (both passes, carrying
@@ -54,6 +61,7 @@ def fused_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: t
     """
     if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v, s, g)):
         raise ValueError("fused_slot_attention has no backward; use mixers.gsa.slot_attention for training")
+    _check(q, k, v, s, g, initial_state, chunk_size)
     B, T, H, K = q.shape
     M, V = s.shape[-1], v.shape[-1]
     work = torch.promote_types(q.dtype, torch.float32)
@@ -97,6 +105,7 @@ def _block(q, k, v, s, g, hk, hv, o, scale: float, tril, upper, chunks, b0: int,
     are freed on return, before the next block's are made)."""
     C = tril.shape[0]
     E, W, strong = _decays(g[b0:b1], s[b0:b1], tril)
+    # zip meets the end of the block's rows first, so it draws no chunk of the next block.
     for r0, En, Wn, stable, (qn, vn, on, knT) in zip(range(b0, b1, C), E.split(C, 1), W.split(C, 1), strong,
                                                      chunks, strict=False):
         c = En.shape[1]
@@ -224,3 +233,19 @@ def scratch_bytes(batch: int, num_heads: int, key_dim: int, num_slots: int, valu
     chunk = 4 * B * H * (2 * L * M + C * (3 * M + V + 2 * C))
     copies = 0 if B == 1 and dtype_bytes == 4 else 4 * B * length * H * (2 * K + 2 * M + 2 * V)
     return states + chunk + copies
+
+
+def _check(q, k, v, s, g, initial_state, chunk_size: int) -> None:
+    B, T, H, K = q.shape
+    V, M = v.shape[-1], s.shape[-1]
+    if T < 1:
+        raise ValueError(f"fused_slot_attention needs at least one time step, got q of shape {tuple(q.shape)}")
+    expected = {"k": (k, (B, T, H, K)), "v": (v, (B, T, H, V)), "g": (g, (B, T, H, M))}
+    if initial_state is not None:
+        expected.update(hk=(initial_state[0], (B, H, K, M)), hv=(initial_state[1], (B, H, M, V)))
+    for name, (x, shape) in expected.items():
+        if tuple(x.shape) != shape:
+            raise ValueError(f"{name} must be {shape} for q {tuple(q.shape)} and s {tuple(s.shape)}; "
+                             f"got {tuple(x.shape)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of steps, got {chunk_size}")

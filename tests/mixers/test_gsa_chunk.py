@@ -153,3 +153,14 @@ def test_head_groups_on_threads_match_paper_recurrence(threads, stable_chunks):
     torch.testing.assert_close(o, o_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(hk, hk_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(hv, hv_ref, atol=1e-10, rtol=0)
+
+
+def test_rejects_bad_shapes():
+    q, k, v, s, g, h0 = core_inputs(8, B=1)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="g must be"):
+            fused_slot_attention(q, k, v, s, g[..., :3])
+        with pytest.raises(ValueError, match="hv must be"):
+            fused_slot_attention(q, k, v, s, g, initial_state=(h0[0], h0[1][..., :2]))
+        with pytest.raises(ValueError, match="at least one time step"):
+            fused_slot_attention(*(x[:, :0] for x in (q, k, v, s, g)))
