@@ -247,9 +247,11 @@ def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) ->
     group = min(steps, GROUP)  # steps of one group of the core
     # Layer: q, the key logits and v, and the core's output (dtype).
     layer = B * steps * (2 * KF + 2 * D) * e
-    # Core (mixers.lightnet_scan), fp32: the keys exp(u - r) and the scaled queries of one group,
-    # the state in the group's frame beside the carried one, one chunk's scores and output.
+    # Core (mixers.lightnet_scan), fp32: the keys exp(u - r) and the scaled queries of one group
+    # (and its values, for narrower inputs), the state in the group's frame beside the carried
+    # one, one chunk's scores and output.
     core = 2 * B * group * KF * 4 + 2 * B * H * Fk * V * 4 + H * C * (C + V) * 4
+    core += B * group * D * 4 if e < 4 else 0
     # Tail: the normed output, the gate projection and its silu, in fp32.
     tail = B * steps * (3 * D * 4 + R * e)
     peak = max(layer + core, tail)
