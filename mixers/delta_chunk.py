@@ -188,12 +188,13 @@ def _cumsum_(x: Tensor, block: int = 8) -> Tensor:
     if C % block or C <= block:
         return x.copy_(torch.cumsum(x, -2))
     rows = x.unflatten(-2, (C // block, block))  # [..., C / block, block, F]
+    # add_ on the views (not +=, whose item assignment copies each view onto itself)
     for i in range(1, block):
-        rows[..., i, :] += rows[..., i - 1, :]
+        rows[..., i, :].add_(rows[..., i - 1, :])
     ends = rows[..., -1, :]  # [..., C / block, F]: each block's total, made cumulative next
     for j in range(1, C // block):
-        ends[..., j, :] += ends[..., j - 1, :]
-    rows[..., 1:, :-1, :] += ends[..., :-1, :].unsqueeze(-2)
+        ends[..., j, :].add_(ends[..., j - 1, :])
+    rows[..., 1:, :-1, :].add_(ends[..., :-1, :].unsqueeze(-2))
     return x
 
 
@@ -232,7 +233,7 @@ def _across_chunks(U: Tensor, W: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor,
 
 def _across_chunks_in_place(UO: Tensor, WQ: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,
                             into_b: Tensor | None, out_of_b: Tensor | None, S: Tensor) -> tuple[Tensor, Tensor]:
-    """``_across_chunks`` without autograd, updating ``UO``, ``WQ``'s partner, and ``S`` in place.
+    """``_across_chunks`` without autograd, updating ``UO`` and ``S`` in place.
 
     UO = [U~; 0]: [N, B, H, 2C, V] and WQ = [W; Q_a]: [N, B, H, 2C, K], so that one product per
     chunk, ``UO -= WQ S_a``, gives ``U`` over ``-Q_a S_a`` (no [N, K, V] stack of states to keep);
@@ -250,8 +251,9 @@ def _across_chunks_in_place(UO: Tensor, WQ: Tensor, A_qk: Tensor, k_b: Tensor, i
             torch.mul(S, into_a[n], out=S_a)
         u = UO[n].baddbmm_(WQ[n], S_a, alpha=-1)[:, :C]
         # S_C = e^{G_C - G_b} (e^{G_b} S_0 + (K e^{G_b - G})^T U)
-        if into_b is None:
-            torch.baddbmm(S_a, k_b[n], u, out=S)
+        if into_b is None:  # b = a: the update goes into S_a's buffer, which the state then swaps with
+            S_a.baddbmm_(k_b[n], u)
+            S, S_a = S_a, S
         else:
             S.mul_(into_b[n]).baddbmm_(k_b[n], u)
         if out_of_b is not None:
