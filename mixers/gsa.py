@@ -37,6 +37,7 @@ from torch import nn
 
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla_chunk import gla_chunk
+from mixers.gsa_chunk import CHUNK as FUSED_CHUNK
 from mixers.gsa_chunk import fused_slot_attention
 from mixers.gsa_chunk import scratch_bytes as fused_scratch
 from mixers.segments import run_segments
@@ -179,8 +180,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         core = 6.0 * B * H * T * (K * M + M * V)
     else:
         # Two chunked GLA passes: (K -> M) then (M -> V), each intra-chunk scores and values,
-        # inter-chunk read-out and state update.
-        c = min(C, T)
+        # inter-chunk read-out and state update (fla's chunks of 64; the twin's fused core's of 32).
+        c = min(FUSED_CHUNK if kernel == "torch" else C, T)
         core = B * H * (2.0 * T * c * (K + M) + 4.0 * T * K * M + 2.0 * T * c * (M + V) + 4.0 * T * M * V)
     state = B * H * (K * M + M * V) * 4
     if kernel == "fla":
