@@ -21,11 +21,6 @@ in cache, and the scratch is one block's worth whatever T is. About 85% of the t
 chunks' matmuls: per token and head, 4 K M (state reads and updates) + 2 C (K + M) (within the
 chunk) FLOPs per pass.
 
-Threads: the heads are independent, so with n > 1 intra-op threads each of n groups of heads
-is scanned by its own thread, every op on one intra-op thread (``torch.set_num_threads(1)``
-for the call's duration, restored after): the threads never wait for each other inside the
-chunk loop, where many small multi-threaded ops would each end at a barrier.
-
 The factorization needs exp(-G) finite: a chunk whose cumulative decay reaches below
 -FACTOR_LIMIT (60) on any slot is instead handed to ``mixers.gla_chunk`` (both passes, carrying
 the states), whose stable sub-chunk path handles decay spreads of hundreds or more.
@@ -35,8 +30,6 @@ All arithmetic is fp32 (fp64 inputs stay fp64); in-place updates, so autograd is
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -73,17 +66,8 @@ def fused_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: t
     hk, hv = _initial(initial_state, B, H, K, M, V, q.device, work)
     o = v.new_empty(B, T, H, V)
     o3 = _rows(o, work) if B == 1 and o.dtype == work else torch.empty(T, B * H, V, dtype=work, device=o.device)
-    groups = _groups(B * H, torch.get_num_threads())
-    inference = torch.is_inference_mode_enabled()
-
-    def scan(heads: slice) -> None:
-        with torch.inference_mode(inference), torch.no_grad():
-            _scan(*(x[:, heads] for x in rows), hk[heads], hv[heads], o3[:, heads], scale, chunk_size)
-
-    if len(groups) == 1:
-        scan(groups[0])
-    else:
-        _in_threads(scan, groups)
+    with torch.no_grad():
+        _scan(*rows, hk, hv, o3, scale, chunk_size)
     if o3.data_ptr() != o.data_ptr():
         o.copy_(o3.view(T, B, H, V).transpose(0, 1))
     return o, (hk.view(B, H, K, M), hv.view(B, H, M, V))
@@ -170,27 +154,6 @@ def _chunk_cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
     if tail:
         torch.mm(tril[:tail, :tail], x[full:], out=out[full:])
     return out
-
-
-def _groups(heads: int, threads: int) -> list[slice]:
-    """Heads split into one contiguous group per intra-op thread (at most one per head)."""
-    n = max(1, min(threads, heads))
-    bounds = [round(i * heads / n) for i in range(n + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
-def _in_threads(scan, groups: list[slice]) -> None:
-    """Each group of heads scanned by its own thread, each op on one intra-op thread: the heads
-    are independent, so the threads never wait on each other inside the chunk loop (many small
-    multi-threaded ops would meet at a barrier after every one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(len(groups)) as pool:
-            for done in [pool.submit(scan, heads) for heads in groups]:
-                done.result()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rows(x: torch.Tensor, work: torch.dtype) -> torch.Tensor:
