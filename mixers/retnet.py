@@ -127,25 +127,24 @@ class RetNetTwin(nn.Module):
              start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """One segment ``x [B, L, D]`` at positions ``start..start+L-1``, continuing from the fp32
         retention state ``[B, H, K, V]``; returns ``(y [B, L, D], state)``."""
-        B, L, _ = x.shape
-        H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
-        # [B, L, H, K], [B, L, H, V]; rotary at the segment's absolute positions.
-        q = rotate(self.q_proj(x).view(B, L, H, K), start)
-        k = rotate(self.k_proj(x).view(B, L, H, K), start)
-        v = self.v_proj(x).view(B, L, H, V)
+        q, k, v = self._qkv(x, start)
         o, state = retention_with_state(q, k, v, state, chunk_size=self.chunk_size)
         del q, k, v
         return self._output(x, o), state
+
+    def _qkv(self, x: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k ``[B, L, H, K]`` (rotary at positions start..start+L-1) and v ``[B, L, H, V]`` of ``x [B, L, D]``."""
+        B, L, _ = x.shape
+        H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
+        q = rotate(self.q_proj(x).view(B, L, H, K), start)
+        k = rotate(self.k_proj(x).view(B, L, H, K), start)
+        return q, k, self.v_proj(x).view(B, L, H, V)
 
     def _naive_retention(self, x: torch.Tensor) -> torch.Tensor:
         """fla's ``naive_retention`` over the whole length (it takes no initial state): ``[B, T, H, V]``."""
         from fla.ops.retention.naive import naive_retention
 
-        B, T, _ = x.shape
-        H, K, V = self.num_heads, self.head_k_dim, self.head_v_dim
-        q = rotate(self.q_proj(x).view(B, T, H, K))
-        k = rotate(self.k_proj(x).view(B, T, H, K))
-        v = self.v_proj(x).view(B, T, H, V)
+        q, k, v = self._qkv(x)
         # [B, H, T, *] in and out; its scale is K^-1/2 as well.
         return naive_retention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
 
