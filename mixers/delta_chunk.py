@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from mixers.chunk_layout import from_chunks, to_chunks
+from mixers.cumsum import blocked_cumsum
 
 CHUNK = 32
 """Chunk size (fla's KDA kernels use 64): at 32 the within-chunk products cost half as much and the
@@ -117,7 +118,7 @@ def _group(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, S: Tensor, 
         q = q.mul_(scale) if infer else q * scale
     beta = to_chunks(beta, C, dt).unsqueeze(-1)  # [N, B, H, C, 1]
     # [N, B, H, C, K]: the within-chunk cumulative decay, summed in the work dtype (padding g = 0)
-    G = _cumsum_(to_chunks(g, C, dt))
+    G = blocked_cumsum(to_chunks(g, C, dt), -2, block=8)
     G_first, G_last = G[..., :1, :], G[..., -1:, :]  # [N, B, H, 1, K]
     # Keys and queries decayed to reference a ([k_a; q_a], stacked for one score product) and keys
     # decayed from reference b (k_b).
@@ -177,25 +178,6 @@ def _write(op, args: tuple[Tensor, ...], out: Tensor, infer: bool) -> None:
         op(*args, out=out)
     else:
         out.copy_(op(*args))
-
-
-def _cumsum_(x: Tensor, block: int = 8) -> Tensor:
-    """Cumulative sum of ``x [..., C, F]`` along ``C``, in place: sums within blocks of ``block`` rows,
-    then of the block totals, then the totals added to the next blocks' rows (fp32 rounding as a
-    plain sum's, in a different order). Whole-tensor row operations: ``torch.cumsum`` over a non-last
-    dim runs a scalar loop per column, several times slower on CPU."""
-    C = x.shape[-2]
-    if C % block or C <= block:
-        return x.copy_(torch.cumsum(x, -2))
-    rows = x.unflatten(-2, (C // block, block))  # [..., C / block, block, F]
-    # add_ on the views (not +=, whose item assignment copies each view onto itself)
-    for i in range(1, block):
-        rows[..., i, :].add_(rows[..., i - 1, :])
-    ends = rows[..., -1, :]  # [..., C / block, F]: each block's total, made cumulative next
-    for j in range(1, C // block):
-        ends[..., j, :].add_(ends[..., j - 1, :])
-    rows[..., 1:, :-1, :].add_(ends[..., :-1, :].unsqueeze(-2))
-    return x
 
 
 def _across_chunks(U: Tensor, W: Tensor, q_a: Tensor, A_qk: Tensor, k_b: Tensor, into_a: Tensor | None,

@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import torch
 
+from mixers.cumsum import blocked_cumsum
 from mixers.gla_chunk import gla_chunk
 
 CHUNK = 32
 """Default rows per chunk: the intra-chunk work (2 C (K + M) per token and pass) against the
 per-chunk calls; 32 is ~4% faster than 64 at 4,999 frames (K = M = V = 256, one or two threads)."""
-SUB = 16
-"""Rows per block of the cumulative sum."""
 BLOCK_CHUNKS = 8
 """Chunks whose decays (cumulative sum, exp, division) are made together."""
 FACTOR_LIMIT = 60.0
@@ -127,33 +126,11 @@ def _decays(g: torch.Tensor, s: torch.Tensor, tril: torch.Tensor) -> tuple[torch
     strongly for them (some G below -FACTOR_LIMIT)."""
     L, _, M = g.shape
     C = tril.shape[0]
-    G = _chunk_cumsum(g.flatten(1), tril).view(L, -1, M).transpose(0, 1)  # [h, L, M]
+    G = blocked_cumsum(g.flatten(1), 0, period=C).view(L, -1, M).transpose(0, 1)  # [h, L, M]
     ends = list(range(C - 1, L, C)) + ([L - 1] if L % C else [])
     strong = (G[:, ends].amin((0, 2)) < -FACTOR_LIMIT).tolist()
     E = G.exp_()  # exp(G_i) <= 1
     return E, torch.div(s.transpose(0, 1), E), strong  # s_j exp(-G_j) < exp(FACTOR_LIMIT)
-
-
-def _chunk_cumsum(x: torch.Tensor, tril: torch.Tensor) -> torch.Tensor:
-    """Inclusive cumulative sums of ``x [L, N]`` over rows, restarting every C = len(tril) rows,
-    as products with lower-triangular matrices of ones (much faster than cumsum on CPU): per
-    block of SUB rows, then each block offset by the totals of its chunk's blocks before it."""
-    L, N = x.shape
-    C = tril.shape[0]
-    full, tail = L - L % C, L % C
-    out = torch.empty_like(x)
-    if full and C % SUB == 0:
-        n = full // SUB
-        blocks = out[:full].view(n, SUB, N)
-        torch.bmm(tril[:SUB, :SUB].expand(n, SUB, SUB), x[:full].view(n, SUB, N), out=blocks)
-        per_chunk = blocks.view(full // C, C // SUB, SUB, N)
-        per_chunk[:, 1:] += per_chunk[:, :-1, -1:].cumsum(1)
-    elif full:
-        n = full // C
-        torch.bmm(tril.expand(n, C, C), x[:full].view(n, C, N), out=out[:full].view(n, C, N))
-    if tail:
-        torch.mm(tril[:tail, :tail], x[full:], out=out[full:])
-    return out
 
 
 def _rows(x: torch.Tensor, work: torch.dtype) -> torch.Tensor:

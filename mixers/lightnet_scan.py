@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from mixers.cumsum import BLOCK, blocked_cumsum
 from mixers.lightnet_chunk import SAFE_NATS
 
 Tensor = torch.Tensor
@@ -40,24 +41,12 @@ LOG2E = 1 / math.log(2)
 CHUNK = 32
 """Steps per chunk. Half the batched form's 64: the in-chunk products (half of them zeros) shrink
 more than the state products lose (see the module docstring)."""
-BLOCK = 16
-"""Steps per block of ``running_sum``'s first level (a small triangular product)."""
 
 
 def running_sum(ke: Tensor, into: Tensor, scale: float) -> Tensor:
-    """``(into + cumsum(ke, 1)) / scale`` for ``ke [B, L, H, F]`` (L a multiple of BLOCK) and ``into [B, 1, H, F]``.
-
-    ``torch.cumsum`` along a non-last dimension runs about 8x slower on CPU than a pass over the
-    tensor; here: each block of BLOCK steps by one product with a lower-triangular matrix of ones,
-    then the block totals' cumulative sum (BLOCK times shorter) added to the blocks after them.
-    """
-    B, L, H, Fk = ke.shape
-    ones = torch.ones(BLOCK, BLOCK, dtype=ke.dtype, device=ke.device).tril_().div_(scale)
-    D = torch.matmul(ones, ke.view(B * L // BLOCK, BLOCK, H * Fk)).view(B, L // BLOCK, BLOCK, H * Fk)
-    totals = D[:, :, -1].cumsum(1)  # [B, L / BLOCK, H F]: everything up to each block's end, / scale
-    before = torch.cat((torch.zeros_like(totals[:, :1]), totals[:, :-1]), 1).add_(into.flatten(2) / scale)
-    return D.add_(before.unsqueeze(2)).view(B, L, H, Fk)
-
+    """``(into + cumsum(ke, 1)) / scale`` for ``ke [B, L, H, F]`` (L a multiple of BLOCK) and ``into [B, 1, H, F]``."""
+    D = blocked_cumsum(ke, 1)
+    return torch.add(into / scale, D, alpha=1 / scale, out=D)
 
 def additive_group_inplace(q: Tensor, u: Tensor, v: Tensor, S: Tensor, z: Tensor | None, scale: float, o: Tensor
                            ) -> tuple[Tensor, Tensor] | None:

@@ -135,13 +135,6 @@ def test_groups_and_in_place_inference_do_not_change_the_result(decay):
     assert torch.equal(h0, h0_before)  # the caller's state is not updated in place
 
 
-@pytest.mark.parametrize("C", [8, 32, 12], ids=lambda c: f"C{c}")
-def test_blocked_cumsum_matches_torch_cumsum(C):
-    """The in-place blocked cumulative sum (and its fallback for chunks that are not whole blocks)."""
-    x = torch.randn(3, 2, C, 5)
-    assert torch.allclose(delta_chunk._cumsum_(x.clone()), torch.cumsum(x, -2), atol=1e-5)
-
-
 @pytest.mark.parametrize("decay", list(DECAYS), ids=lambda d: f"B1-T77-H2-K16-V8-g-{d}")
 def test_core_gradients_match_autograd_through_fla_naive(decay):
     """Gradients of q, k, v, g, beta through our core vs through naive_recurrent_kda: 1e-4 of scale."""
