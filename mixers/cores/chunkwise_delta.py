@@ -40,8 +40,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mixers.chunk_layout import from_chunks, to_chunks
-from mixers.cumsum import blocked_cumsum
+from mixers.cores.chunk_layout import from_chunks, to_chunks
+from mixers.cores.cumsum import blocked_cumsum
 
 CHUNK = 32
 """Chunk size (fla's KDA kernels use 64): at 32 the within-chunk products cost half as much and the
