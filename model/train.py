@@ -37,7 +37,8 @@ import mixers
 from model import checkpoint, distributed
 from model.dataset import Encoded, collate, epoch_order
 from model.evaluate import accuracy_row, score
-from model.features import SAMPLE_RATE, parse_layer
+from model.features import parse_layer
+from model.frontend import SAMPLE_RATE
 from model.inputs import apply_normalization, prepare
 from model.metrics import append_row
 from model.ser import FUSIONS, SERConfig, build_model, trainable
