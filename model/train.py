@@ -35,13 +35,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 import mixers
 from model import checkpoint, distributed
+from model.build import build_model
 from model.dataset import Encoded, collate, epoch_order
 from model.evaluate import accuracy_row, score
 from model.features import parse_layer
 from model.frontend import SAMPLE_RATE
 from model.inputs import apply_normalization, prepare
 from model.metrics import append_row
-from model.ser import FUSIONS, SERConfig, build_model, trainable
+from model.ser import FUSIONS, SERConfig, trainable
 
 PRESETS: dict[str, dict] = {
     "paper": {},

@@ -40,8 +40,9 @@ PROFILES = {
 
 def _epoch(inputs, config) -> float:
     from model import distributed
+    from model.build import build_model
     from model.inputs import apply_normalization
-    from model.ser import SERConfig, build_model
+    from model.ser import SERConfig
     from model.train import _train_epoch
 
     torch.manual_seed(0)
