@@ -82,7 +82,7 @@ def test_cached_epochs_beat_encoding_on_the_fly(tmp_path):
     from model.features import speech_encoder
     from model.inputs import prepare
     from model.synthetic import synthesize
-    from model.train import resolve_config
+    from model.train_config import resolve_config
     from tests.model.tiny_hf import speech_model
 
     name = os.environ.get("MIXBENCH_PERF_PROFILE", "ci")
