@@ -22,7 +22,8 @@ as buffers so a checkpoint carries them.
 Fusion: ``fusion="concat"`` is the paper's U = [S; E] + mixer stack above; ``fusion="gat"`` keeps the
 projections (and the optional F0 embedding, ``f0=True``: the last speech column holds F0 bins of
 ``model.f0``) and replaces everything after them by ``model.systems.gat_fusion.GATFusion``, with
-the same interface, so training and evaluation treat both alike.
+the same interface, so training and evaluation treat both alike. ``model.build`` makes the choice and
+hands the fusion in, so this module imports no system.
 """
 
 from __future__ import annotations
