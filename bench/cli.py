@@ -11,7 +11,8 @@ from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
 from model.cache_commands import features_app
-from model.commands import data_app, evaluate, table1, train
+from model.commands import evaluate, table1, train
+from model.data_commands import data_app
 from model.systems_commands import reslstm_sa
 
 app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",

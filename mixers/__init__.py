@@ -3,6 +3,11 @@
 The registry is a plain dict from a mixer's name to the module that defines it. Modules are
 imported on first use, so ``import mixers`` stays cheap (fla pulls in transformers).
 
+Layout: at the top, one module per mechanism (layer, PyTorch twin, kernels, cost model), this registry,
+``cost`` (the cost record) and ``bidirectional`` (the two-direction wrapper). ``mixers.cores`` holds the
+chunked algorithms the twins share (chunkwise GLA, the delta rule, LightNet's additive form, blockwise
+forgetting attention, ...), one per file; ``mixers.stream`` the recurrent one-frame-at-a-time forms.
+
 Each mixer module defines:
 
 - ``KERNELS``: the kernels it offers, e.g. ``("fla", "torch")`` or ``("sdpa", "naive")``;

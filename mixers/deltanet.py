@@ -19,7 +19,7 @@ switches to ``fused_recurrent`` for T <= 64).
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, its forward returning the plain ``[B, T, D]`` tensor. Needs CUDA
   or the Triton interpreter (``bench.interpreter``).
-- ``torch``: our twin: the chunked delta rule of ``mixers.delta_chunk`` with a zero decay, run over
+- ``torch``: our twin: the chunked delta rule of ``mixers.cores.chunkwise_delta`` with a zero decay, run over
   segments of 2048 tokens carrying the state and the convolutions' context; any device.
 - ``reference``: the twin's projections around fla's ``delta_rule_recurrence`` (a per-token loop).
 
@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers import delta_chunk
+from mixers.cores import chunkwise_delta as delta_chunk
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import check_input, check_options
 from mixers.kda import ShortConvolution, short_convolution
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 2048

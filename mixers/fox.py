@@ -13,7 +13,7 @@ defaults: ``num_kv_heads=None`` (no GQA), ``qkv_bias=False``, ``qk_norm=False``,
 Kernels (one set of parameters, so one state dict serves all):
 
 - ``fla``: ``fla.layers.ForgettingAttention`` itself (Triton; CUDA or the Triton interpreter).
-- ``torch``: our PyTorch twin around ``mixers.fox_attention``: queries and keys in blocks with an
+- ``torch``: our PyTorch twin around ``mixers.cores.blockwise_fox``: queries and keys in blocks with an
   online softmax, never an L x L matrix (compute quadratic, memory linear, forward and backward);
   key blocks whose forget bias flushes every weight to 0 are skipped without changing the result.
 - ``reference``: the twin's projections around fla's ``naive_forgetting_attn`` (L x L in memory).
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.blockwise_fox import BLOCK_K, BLOCK_Q, forgetting_attention
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.fox_attention import BLOCK_K, BLOCK_Q, forgetting_attention
 
 KERNELS = ("fla", "torch", "reference")
 

@@ -23,7 +23,7 @@ convolutions of width 4 without bias, output gate on (swish), allow_neg_eigval F
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, its forward returning the plain ``[B, T, D]`` tensor. Needs CUDA
   or the Triton interpreter (``bench.interpreter``).
-- ``torch``: our twin: the chunked gated delta rule of ``mixers.delta_chunk`` with the head's
+- ``torch``: our twin: the chunked gated delta rule of ``mixers.cores.chunkwise_delta`` with the head's
   decay on every key channel, over segments of 2048 tokens (``mixers.deltanet.DeltaRuleTwin``).
 - ``reference``: the twin's projections around fla's ``naive_recurrent_gated_delta_rule``.
 """

@@ -16,7 +16,7 @@ mode (fla switches to ``fused_recurrent`` for T <= 64).
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, its forward returning the plain ``[B, T, D]`` tensor. Needs CUDA
   or the Triton interpreter (``bench.interpreter``).
-- ``torch``: our twin, same parameter names and shapes; the chunkwise core ``mixers.gla_chunk``
+- ``torch``: our twin, same parameter names and shapes; the chunkwise core ``mixers.cores.chunkwise_gla``
   run over time segments of 1024 carrying the state: linear time and memory, any device.
 - ``reference``: the twin's projections around fla's ``naive_recurrent_gla`` (a per-step loop).
 """
@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import gla_chunk, scratch_bytes
 from mixers.retnet import GatedRMSNorm
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024

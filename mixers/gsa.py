@@ -12,8 +12,8 @@ Per head, with K key channels, M memory slots and V value channels:
 
 Both recurrences are gated linear attention: the first decays its value side (the slots), the
 second its key side. Without gradients the twin runs both fused chunk by chunk
-(``mixers.gsa_chunk``: the two passes share one cumulative decay and its exponentials); for
-training it runs the shared chunkwise core ``mixers.gla_chunk`` twice, under autograd.
+(``mixers.cores.fused_gsa``: the two passes share one cumulative decay and its exponentials); for
+training it runs the shared chunkwise core ``mixers.cores.chunkwise_gla`` twice, under autograd.
 
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, configured as the paper ran it: hidden 1024, 4 heads, and fla's
@@ -35,12 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.chunkwise_gla import gla_chunk
+from mixers.cores.fused_gsa import CHUNK as FUSED_CHUNK
+from mixers.cores.fused_gsa import fused_slot_attention
+from mixers.cores.fused_gsa import scratch_bytes as fused_scratch
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import gla_chunk
-from mixers.gsa_chunk import CHUNK as FUSED_CHUNK
-from mixers.gsa_chunk import fused_slot_attention
-from mixers.gsa_chunk import scratch_bytes as fused_scratch
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024
@@ -58,7 +58,7 @@ def slot_attention(q: Maker, k: Maker, v: Maker, s: torch.Tensor, g: torch.Tenso
 
     q, k and v may be given as zero-argument functions that make them: with gradients, the two
     passes run one after the other and q and k are freed before v is made. Without gradients
-    the passes run fused chunk by chunk (``mixers.gsa_chunk``). Returns ``(o [B, T, H, V], (hk, hv))``.
+    the passes run fused chunk by chunk (``mixers.cores.fused_gsa``). Returns ``(o [B, T, H, V], (hk, hv))``.
     """
     q, k = _make(q), _make(k)
     grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, s, g, *(initial_state or ())))

@@ -17,8 +17,8 @@ layer is fla's first layer), ``chunk`` mode (fla switches to ``fused_recurrent``
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, its forward returning the plain ``[B, T, D]`` tensor. Needs CUDA
   or the Triton interpreter (``bench.interpreter``).
-- ``torch``: our twin, same parameter names and shapes; the chunkwise core ``mixers.gla_chunk``
-  over segments of 1024 carrying the state (``mixers.segments.run_segments``). Any device, fp32 and bf16.
+- ``torch``: our twin, same parameter names and shapes; the chunkwise core ``mixers.cores.chunkwise_gla``
+  over segments of 1024 carrying the state (``mixers.cores.segments.run_segments``). Any device, fp32 and bf16.
 - ``reference``: the twin's projections around fla's ``naive_recurrent_gla`` (a per-step loop).
 """
 
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import SEGMENT, check_input, check_options, gla_core, gla_twin_activation
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 PAPER_CONFIG = dict(norm_eps=1e-5)

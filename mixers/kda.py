@@ -21,7 +21,7 @@ Kernels:
 - ``fla``: fla's layer itself (Triton: CUDA, or CPU under the Triton interpreter), its forward
   returning the plain ``[B, T, D]`` tensor; its state dict is fla's, key for key.
 - ``torch``: our PyTorch twin with the same parameters, computing the core chunkwise
-  (``mixers.delta_chunk``): linear time and memory in ``T``, any device, fp32 or bf16.
+  (``mixers.cores.chunkwise_delta``): linear time and memory in ``T``, any device, fp32 or bf16.
 - ``reference``: the twin's projections around fla's ``naive_recurrent_kda`` (a per-token loop),
   for timing the reference.
 """
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixers import delta_chunk
+from mixers.cores import chunkwise_delta as delta_chunk
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 

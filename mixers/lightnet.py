@@ -19,11 +19,11 @@ Kernels (one state dict serves all three):
   short convolution, ``chunk`` mode (fla switches to ``fused_recurrent`` for T <= 64). Its
   forward returns the plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter.
 - ``torch``: our twin, same parameter names and shapes; the core is the additive form of
-  ``mixers.lightnet_chunk`` (plain chunked linear attention in a moving frame, no gates; run chunk
-  by chunk in place by ``mixers.lightnet_scan`` when nothing needs a gradient), or, for
+  ``mixers.cores.chunkwise_lightnet`` (plain chunked linear attention in a moving frame, no gates; run chunk
+  by chunk in place by ``mixers.cores.inplace_lightnet`` when nothing needs a gradient), or, for
   a group of steps whose logits spread by tens of nats, the log-cumsum-exp gate in fp32 and the
-  shared gated core ``mixers.gla_chunk``. The layer runs over time segments of 1024 carrying
-  (S, z) (``mixers.segments``), so only one segment's projections live beside the output: linear
+  shared gated core ``mixers.cores.chunkwise_gla``. The layer runs over time segments of 1024 carrying
+  (S, z) (``mixers.cores.segments``), so only one segment's projections live beside the output: linear
   time, and memory about the output's plus a constant. Any device, fp32 and bf16.
 - ``reference``: the twin with fla's ``naive_recurrent_gla`` (a per-step loop) as the core.
 """
@@ -36,12 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.chunkwise_gla import chunk_cumsum, gla_chunk
+from mixers.cores.chunkwise_lightnet import GROUP, additive_group
+from mixers.cores.inplace_lightnet import CHUNK as SCAN_CHUNK
+from mixers.cores.inplace_lightnet import additive_group_inplace
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import chunk_cumsum, gla_chunk
-from mixers.lightnet_chunk import GROUP, additive_group
-from mixers.lightnet_scan import CHUNK as SCAN_CHUNK
-from mixers.lightnet_scan import additive_group_inplace
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 SEGMENT = 1024
@@ -100,8 +100,8 @@ def lightnet_attention(q: torch.Tensor, u: torch.Tensor | Callable[[], torch.Ten
                        state: State | None = None, naive: bool = False) -> tuple[torch.Tensor, State]:
     """LightNet's core: queries q and key logits u [B, T, H, F], values v [B, T, H, V].
 
-    Scale F^-1/2. By default the additive form of ``mixers.lightnet_chunk``, group by group (in
-    place, ``mixers.lightnet_scan``, when no input or state needs a gradient); a group
+    Scale F^-1/2. By default the additive form of ``mixers.cores.chunkwise_lightnet``, group by group (in
+    place, ``mixers.cores.inplace_lightnet``, when no input or state needs a gradient); a group
     outside its safe range (logits spread by tens of nats within a chunk) takes the gated form:
     the additive gate, then ``gla_chunk``. With ``naive``: the gate, then fla's per-step
     ``naive_recurrent_gla``. ``u`` may be a zero-argument function making it.
@@ -247,7 +247,7 @@ def _twin_activation(B: int, T: int, D: int, H: int, Fk: int, R: int, e: int) ->
     group = min(steps, GROUP)  # steps of one group of the core
     # Layer: q, the key logits and v, and the core's output (dtype).
     layer = B * steps * (2 * KF + 2 * D) * e
-    # Core (mixers.lightnet_scan), fp32: the keys exp(u - r) and the scaled queries of one group
+    # Core (mixers.cores.inplace_lightnet), fp32: the keys exp(u - r) and the scaled queries of one group
     # (and its values, for narrower inputs), the state in the group's frame beside the carried
     # one, one chunk's scores and output.
     core = 2 * B * group * KF * 4 + 2 * B * H * Fk * V * 4 + H * C * (C + V) * 4

@@ -10,7 +10,7 @@ Per head h, with state size N, head width P and a scalar decay per head and step
     out  = RMSNorm_I(y * silu(z)) * w  W_out              (norm after the gate, eps 1e-5, fp32)
 
 which is gated linear attention with q = C, k = dt B, v = x, one log decay a per head and scale 1,
-so the twin runs the shared chunkwise core ``mixers.gla_chunk``.
+so the twin runs the shared chunkwise core ``mixers.cores.chunkwise_gla``.
 
 Configuration (hidden 1024 and 4 heads as for the paper's mixers; fla's defaults otherwise):
 expand 2 (I = 2048), state_size 128, n_groups 1, conv_kernel 4 with bias, D per head, gated
@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import SEGMENT, check_input, check_options
-from mixers.gla_chunk import gla_chunk, scratch_bytes
 from mixers.kda import short_convolution
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 PAPER_CONFIG = dict(state_size=128, expand=2, conv_kernel=4, norm_eps=1e-5)

@@ -9,7 +9,7 @@ Per head h, with a fixed decay gamma_h = 1 - 2^(-5-h) and K = head key width:
     y = (RMSNorm_h(o) * w * silu(z)) W_o    (RMS over each head's V channels, eps 1e-5, fp32)
 
 Retention is gated linear attention with a constant per-head log decay log(gamma_h), so the
-twin calls the shared chunkwise core ``mixers.gla_chunk`` (chunks of 64, fp32 state).
+twin calls the shared chunkwise core ``mixers.cores.chunkwise_gla`` (chunks of 64, fp32 state).
 
 Kernels (one state dict serves all three):
 - ``fla``: fla's layer itself, the configuration the paper ran: hidden 1024, 4 heads, and fla's
@@ -17,7 +17,7 @@ Kernels (one state dict serves all three):
   output gate fused with the RMSNorm, rotary embeddings, ``chunk`` mode. Its forward returns the
   plain ``[B, T, D]`` tensor. Needs CUDA or the Triton interpreter (``bench.interpreter``).
 - ``torch``: our twin, same parameter names and shapes. The layer runs over time segments of
-  1024 frames (``mixers.segments.run_segments``) carrying the fp32 state ``[B, H, K, V]``, the
+  1024 frames (``mixers.cores.segments.run_segments``) carrying the fp32 state ``[B, H, K, V]``, the
   rotary positions offset by each segment's start, so the result is one pass's: only one
   segment's projections, core scratch and output gate live beside the output, so time is
   linear in T and memory is the output's plus a constant. Any device, fp32/bf16.
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
+from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
-from mixers.gla_chunk import gla_chunk, scratch_bytes
-from mixers.segments import run_segments
 
 KERNELS = ("fla", "torch", "reference")
 CHUNK = 64

@@ -5,7 +5,8 @@ Inputs
 - ``data``: the one entry point to corpora (``KIND:PATH`` specs) and audio I/O.
 - ``corpora``: one reader per layout (MSP-Podcast, RAVDESS with its folds, CSV manifest), default splits.
 - ``synthetic``: a speech-like corpus our own code generates, deterministic from a seed.
-- ``features``: frozen front ends (log-mel, hashed words), encoder interfaces, the conv frame formula.
+- ``frontend``: what every front end shares: the sample rate, the encoder interfaces, the conv frame formula.
+- ``features``: frozen front ends (log-mel, hashed words), the encoder factories, the learned layer mix.
 - ``pretrained``: frozen Hugging Face speech (WavLM, wav2vec2, HuBERT, XLSR) and text (BERT) encoders.
 - ``f0``: a YIN pitch tracker, the 256-bin mel F0 quantiser, and the ``NAME+f0`` front end.
 - ``acoustic``: ResLSTM-SA's 46-dimensional MFCC + chroma frames.
@@ -15,9 +16,11 @@ Inputs
 - ``dataset``: a split's features in memory, seeded random crops, padded batches.
 
 Models and training
-- ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier; or the gat fusion.
+- ``ser``: speech [+ text] features -> mixer stack -> attention pooling -> classifier; or a fusion handed in.
+- ``build``: the one place that chooses the concat model or the gat fusion; the budget's depth; ``gat_fusion``.
 - ``systems``: the seed systems, ``reslstm_sa`` (46,772 parameters at h64) and ``gat_fusion``.
-- ``train``: the paper's recipe, presets, resume; ``checkpoint``: atomic checkpoints.
+- ``train``: the paper's recipe, resume; ``train_config``: its presets and options; ``checkpoint``: atomic
+  checkpoints.
 - ``distributed``: data-parallel training under torchrun.
 - ``grid``: training over mixers x speech encoders, resumably, with extra test splits.
 - ``crossval``: ResLSTM-SA's speaker-independent 5-fold cross-validation, UAR pooled out of fold.
@@ -29,7 +32,8 @@ Results
 - ``table1``: our macro-F1 beside the paper's Table 1 (Dev, Test1, Test2).
 
 Commands
-- ``commands``: ``bench train``, ``evaluate``, ``table1``, ``data synth`` and ``data summary``.
+- ``commands``: ``bench train``, ``evaluate`` and ``table1``; ``data_commands``: ``bench data synth`` and
+  ``data summary``.
 - ``cache_commands``: ``bench features extract`` and ``bench features verify``.
 - ``systems_commands``: ``bench reslstm-sa``.
 - ``__main__``: ``python -m model``: these commands without the rest of ``bench``.

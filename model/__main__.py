@@ -6,7 +6,8 @@ This is what ``torchrun`` launches: ``torchrun --nproc-per-node 2 -m model train
 import typer
 
 from model.cache_commands import features_app
-from model.commands import data_app, evaluate, train
+from model.commands import evaluate, train
+from model.data_commands import data_app
 
 app = typer.Typer(help="mixbench model commands.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("train")(train)

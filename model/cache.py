@@ -32,7 +32,8 @@ from safetensors import safe_open
 
 from model.dataset import Encoded
 from model.f0 import split_f0
-from model.features import conv_frames, parse_layer
+from model.features import parse_layer
+from model.frontend import conv_frames
 
 FORMAT = 1
 INDEX, STATS, JOURNAL = "index.json", "stats.safetensors", "progress.jsonl"

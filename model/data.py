@@ -28,7 +28,7 @@ from model.corpora.msp_podcast import MSP_CLASSES, MSP_SPLITS, MspPodcastCorpus,
 from model.corpora.ravdess import RAVDESS_CLASSES, RAVDESS_FOLDS, RavdessCorpus, open_ravdess
 from model.corpora.spec import format_spec, parse_spec
 from model.corpora.summary import audio_seconds, summarize
-from model.features import SAMPLE_RATE
+from model.frontend import SAMPLE_RATE
 
 __all__ = ["CORPUS_KINDS", "MSP_CLASSES", "MSP_SPLITS", "OPTIONAL_COLUMNS", "RAVDESS_CLASSES", "RAVDESS_FOLDS",
            "REQUIRED_COLUMNS", "Corpus", "DataError", "ListedCorpus", "ManifestCorpus", "MspPodcastCorpus",

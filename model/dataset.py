@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from model.data import Utterance
-from model.features import SpeechEncoder, TextEncoder
+from model.frontend import SpeechEncoder, TextEncoder
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from model import checkpoint, distributed
+from model.build import ser_model
 from model.data import open_corpus
 from model.dataset import Encoded, collate
 from model.inputs import evaluation_split
@@ -68,7 +69,7 @@ def load_trained(run_dir: Path, device: str = "cpu") -> tuple[SERModel, dict, di
         raise ValueError(f"{run_dir} is not a training run: no config.json in it")
     resolved = json.loads(config_path.read_text())
     state = checkpoint.load(run_dir / "best.pt")
-    model = SERModel(SERConfig(**resolved["model"]), resolved["depth"], device=device)
+    model = ser_model(SERConfig(**resolved["model"]), resolved["depth"], device=device)
     model.load_state_dict(state["model"])
     if trainable(model) != resolved["params"]:
         raise ValueError(f"{run_dir}: model rebuilt with {trainable(model)} parameters, run had "

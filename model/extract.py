@@ -30,7 +30,7 @@ from model.cache import DTYPES, FORMAT, INDEX, JOURNAL, STATS, FeatureCache, Sto
 from model.checkpoint import write_atomic
 from model.data import DataError, Utterance, format_spec, load_audio, open_corpus, parse_spec
 from model.dataset import encode_utterance, feature_stats, waveform_stats
-from model.features import SpeechEncoder, TextEncoder
+from model.frontend import SpeechEncoder, TextEncoder
 
 
 def plan(corpus, train_split: str) -> list[Utterance]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.features import SAMPLE_RATE, SpeechEncoder, receptive_field
+from model.frontend import SAMPLE_RATE, SpeechEncoder, receptive_field
 
 F0_MIN, F0_MAX = 50.0, 1100.0  # Hz, the quantiser's range and the tracker's default search range
 F0_BINS = 256  # voiced bins; bin 0 is reserved for unvoiced frames

@@ -78,7 +78,7 @@ def check_resumable(config, out: Path) -> bool:
 def plan(corpus: str | None, preset: str, overrides: dict, mixers: list[str], encoders: list[str | None],
          out: Path) -> list[tuple[Cell, object]]:
     """Every cell with its resolved ``TrainConfig``; ValueError before anything trains if one is wrong."""
-    from model.train import resolve_config
+    from model.train_config import resolve_config
 
     planned = []
     for cell in cells(mixers, encoders, out):

@@ -23,7 +23,8 @@ import torch
 
 from model.corpora.base import DefaultSplits, default_splits
 from model.dataset import Encoded, encode, feature_stats, waveform_stats
-from model.features import SAMPLE_RATE, parse_layer, speech_encoder, text_encoder
+from model.features import parse_layer, speech_encoder, text_encoder
+from model.frontend import SAMPLE_RATE
 
 Stats = tuple[torch.Tensor, torch.Tensor]
 

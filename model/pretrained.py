@@ -15,7 +15,7 @@ Speech (``HFSpeech``), selected as ``speech_encoder("hf:NAME_OR_PATH", layer=...
   (``feat_extract_norm="group"``: wav2vec2-base, HuBERT-base) normalise each channel over the whole
   input, padding included, and Hugging Face feeds them no mask, so padding would change every frame:
   those are run one utterance at a time, unpadded, and their features never depend on the batch.
-- Frames: ``features.conv_frames`` over the config's ``conv_kernel`` / ``conv_stride`` (wav2vec2's
+- Frames: ``frontend.conv_frames`` over the config's ``conv_kernel`` / ``conv_stride`` (wav2vec2's
   ``floor((T - 400) / 320) + 1`` for the standard stack), checked against the model's own
   ``_get_feat_extract_output_lengths`` when the encoder is built. Inputs shorter than the receptive
   field (400 samples) are zero-padded to it and give one frame.
@@ -49,7 +49,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from model.features import SAMPLE_RATE, conv_frames, receptive_field
+from model.frontend import SAMPLE_RATE, conv_frames, receptive_field
 
 # Config entries that name or date a checkpoint rather than define it; left out of its fingerprint.
 _VOLATILE = ("transformers_version", "_name_or_path", "_commit_hash", "name_or_path", "architectures")

@@ -22,12 +22,14 @@ as buffers so a checkpoint carries them.
 Fusion: ``fusion="concat"`` is the paper's U = [S; E] + mixer stack above; ``fusion="gat"`` keeps the
 projections (and the optional F0 embedding, ``f0=True``: the last speech column holds F0 bins of
 ``model.f0``) and replaces everything after them by ``model.systems.gat_fusion.GATFusion``, with
-the same interface, so training and evaluation treat both alike.
+the same interface, so training and evaluation treat both alike. ``model.build`` makes the choice and
+hands the fusion in, so this module imports no system.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -98,7 +100,8 @@ class AttentionPooling(nn.Module):
 
 
 class SERModel(nn.Module):
-    def __init__(self, config: SERConfig, depth: int, device: str | torch.device | None = None):
+    def __init__(self, config: SERConfig, depth: int, device: str | torch.device | None = None,
+                 make_fusion: Callable[[SERConfig, int, str | torch.device | None], nn.Module] | None = None):
         super().__init__()
         if depth < 0:
             raise ValueError(f"expected depth >= 0, got {depth}")
@@ -118,10 +121,10 @@ class SERModel(nn.Module):
             self.register_buffer("text_mean", torch.zeros(config.text_dim))
             self.register_buffer("text_std", torch.ones(config.text_dim))
             self.text_proj = nn.Linear(config.text_dim, D)
-        if config.fusion == "gat":
-            from model.systems.gat_fusion import GATFusion  # it builds on this module's blocks
-
-            self.fusion = GATFusion(config, depth, device)
+        if config.fusion == "gat":  # everything after the projections: model.build hands in GATFusion
+            if make_fusion is None:
+                raise ValueError("a fusion='gat' model needs its fusion module: build it with model.build.ser_model")
+            self.fusion = make_fusion(config, depth, device)
             return
         self.blocks = nn.ModuleList(Block(config, device) for _ in range(depth))
         self.norm = nn.LayerNorm(D)
@@ -224,30 +227,3 @@ def mix_groups(blocks: nn.ModuleList, norm: nn.Module, u: torch.Tensor, lengths:
 
 def trainable(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
-def choose_depth(config: SERConfig, device: str | torch.device | None = None) -> int:
-    """The depth >= 1 whose trainable-parameter count comes closest to ``config.budget`` (ties: shallower).
-
-    Counts are exact: the model at depth 0 and at depth 1 are built and counted, so any mixer's (and
-    fusion's) own parameterisation is measured, not assumed. They are built on the meta device: no memory, no
-    random draws, so the global RNG is left as it was.
-    """
-    if config.depth is not None:
-        if config.depth < 1:
-            raise ValueError(f"expected depth >= 1, got {config.depth}")
-        return config.depth
-    if config.budget < 1:
-        raise ValueError(f"expected a positive parameter budget, got {config.budget}")
-    with torch.device("meta"):
-        fixed = trainable(SERModel(config, depth=0, device=device))
-        per_block = trainable(SERModel(config, depth=1, device=device)) - fixed
-    below = max(1, (config.budget - fixed) // per_block)
-    candidates = (below, below + 1)
-    return min(candidates, key=lambda d: (abs(fixed + d * per_block - config.budget), d))
-
-
-def build_model(config: SERConfig, device: str | torch.device = "cpu") -> SERModel:
-    """The model at the budget's depth, on ``device``; seed the global RNG first for reproducible weights."""
-    depth = choose_depth(config, device)
-    return SERModel(config, depth, device=device).to(device)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from model.data import write_manifest, write_wav
-from model.features import SAMPLE_RATE
+from model.frontend import SAMPLE_RATE
 
 CLASSES = ("neutral", "anger", "happiness", "sadness", "fear", "surprise", "contempt", "disgust")
 SPLITS = ("train", "development", "test")

@@ -9,7 +9,7 @@ over a window of past projections, and one step of the (gated) delta rule.
 with g per key channel (KDA), one per head (Gated DeltaNet) or none (DeltaNet). State: S
 ``[B, H, K, V]`` in fp32 and the window ``[B, W - 1, 2HK + HV]`` in the activations' dtype (zeros
 before the stream starts, as the parallel forms' padding). Prefill: projections and convolutions in
-one pass, then the twins' chunked core (``mixers.delta_chunk``) for the final state.
+one pass, then the twins' chunked core (``mixers.cores.chunkwise_delta``) for the final state.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
-from mixers import delta_chunk
+from mixers.cores import chunkwise_delta as delta_chunk
 from mixers.stream.base import State, Stepper, work_dtype
 from mixers.stream.short_conv import causal_conv, conv_taps
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from model.corpora.base import DataError, ListedCorpus, Utterance, check_options, list_option
 from model.corpora.spec import format_spec
-from model.features import SAMPLE_RATE
+from model.frontend import SAMPLE_RATE
 
 REQUIRED_COLUMNS = ("path", "label", "split")
 OPTIONAL_COLUMNS = ("speaker", "transcript")

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.ser import AttentionPooling, Block, SERConfig, SERModel, build_model, mix_groups
+from model.ser import AttentionPooling, Block, SERConfig, mix_groups
 
 
 def lengths_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
@@ -147,13 +147,3 @@ class GATFusion(nn.Module):
         t = self.text_co_norm(t + self.dropout(t_co)).masked_fill(~t_mask[..., None], 0.0)
         c = torch.cat([self.speech.finish(s, speech_lengths, s_mask), self.text.finish(t, text_lengths, t_mask)], -1)
         return self.head(c)
-
-
-def gat_fusion(speech_dim: int, text_dim: int | None = None, depth: int | None = 1,
-               device: str | torch.device = "cpu", **options) -> SERModel:
-    """The whole system as an ``SERModel`` with ``fusion="gat"``; ``options`` are other ``SERConfig`` fields.
-
-    Example: ``gat_fusion(speech_dim=1025, text_dim=1024, f0=True)`` (1024 SSL features + the F0 column).
-    """
-    return build_model(SERConfig(speech_dim=speech_dim, text_dim=text_dim, depth=depth, fusion="gat", **options),
-                       device)

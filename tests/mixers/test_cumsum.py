@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mixers.cumsum import blocked_cumsum
+from mixers.cores.cumsum import blocked_cumsum
 
 
 def restarting_cumsum(x: torch.Tensor, dim: int, period: int) -> torch.Tensor:

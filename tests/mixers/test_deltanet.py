@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mixers
-from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
+from mixers.cores.chunkwise_delta import _l2norm, chunk_gated_delta_rule
 from tests.mixers import parity
 
 

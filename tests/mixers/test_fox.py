@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import mixers
-from mixers import fox_attention
-from mixers.fox_attention import forgetting_attention
+from mixers.cores import blockwise_fox as fox_attention
+from mixers.cores.blockwise_fox import forgetting_attention
 from tests.mixers import parity
 
 

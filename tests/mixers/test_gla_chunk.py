@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.memory import peak_memory
-from mixers.gla_chunk import gla_chunk, scratch_bytes
+from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
 
 
 def step_by_step(q, k, v, g=None, gv=None, scale=None, initial_state=None):
@@ -79,7 +79,7 @@ DECAYS = {
 @pytest.fixture
 def factor_decisions(monkeypatch):
     """Records which chunks took the factorized path (True) or the stable sub-chunk path (False)."""
-    import mixers.gla_chunk as core
+    import mixers.cores.chunkwise_gla as core
 
     seen: list[bool] = []
     original = core._factorable

@@ -1,4 +1,4 @@
-"""The fused GSA core (mixers.gsa_chunk) against the paper's recurrence and fla's naive_recurrent_gsa."""
+"""The fused GSA core (mixers.cores.fused_gsa) against the paper's recurrence and fla's naive_recurrent_gsa."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from bench.memory import peak_memory
+from mixers.cores.fused_gsa import CHUNK, fused_slot_attention, scratch_bytes
 from mixers.gsa import slot_attention
-from mixers.gsa_chunk import CHUNK, fused_slot_attention, scratch_bytes
 from tests.mixers.test_gsa import core_inputs, paper_recurrence
 
 
 @pytest.fixture
 def stable_chunks(monkeypatch):
     """Records the start row of every chunk handed to the stable gla_chunk path."""
-    import mixers.gsa_chunk as core
+    import mixers.cores.fused_gsa as core
 
     seen: list[int] = []
     original = core._stable_chunk

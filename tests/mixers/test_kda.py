@@ -3,8 +3,9 @@ import torch
 
 import mixers
 from bench.cases import frames
-from mixers import delta_chunk, kda
-from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
+from mixers import kda
+from mixers.cores import chunkwise_delta as delta_chunk
+from mixers.cores.chunkwise_delta import _l2norm, chunk_gated_delta_rule
 from tests.mixers import parity
 
 # Per-step log decays g ~ -U(0, strength): "weak" keeps every chunk on the single-reference path,

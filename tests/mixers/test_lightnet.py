@@ -7,9 +7,9 @@ import torch
 
 import mixers
 from mixers import lightnet
+from mixers.cores.chunkwise_lightnet import additive_group
+from mixers.cores.inplace_lightnet import additive_group_inplace, running_sum
 from mixers.lightnet import SEGMENT, LightNetTwin, additive_gate, lightnet_attention, log_cumsum_exp
-from mixers.lightnet_chunk import additive_group
-from mixers.lightnet_scan import additive_group_inplace, running_sum
 from tests.mixers import parity
 
 

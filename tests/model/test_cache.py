@@ -21,7 +21,8 @@ from model.dataset import encode, feature_stats, waveform_stats
 from model.evaluate import evaluate_run
 from model.extract import extract
 from model.features import HashedWords, LogMel, speech_encoder, text_encoder
-from model.train import resolve_config, run
+from model.train import run
+from model.train_config import resolve_config
 from tests.model.tiny_hf import speech_model, text_model
 
 ROOT = Path(__file__).resolve().parents[2]

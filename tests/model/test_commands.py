@@ -8,7 +8,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from model.commands import data_app, evaluate, train
+from model.commands import evaluate, train
+from model.data_commands import data_app
 from model.metrics import read_rows
 
 app = typer.Typer()

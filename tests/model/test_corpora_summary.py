@@ -7,8 +7,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from model.commands import data_app
 from model.data import MSP_CLASSES, RAVDESS_CLASSES, format_spec, open_corpus, parse_spec, summarize
+from model.data_commands import data_app
 from tests.model.corpora_fixtures import make_msp_podcast_tree, make_ravdess_tree
 
 app = typer.Typer()

@@ -69,7 +69,7 @@ def test_runs_saved_with_the_old_fixed_split_names_still_continue(tmp_path):
     from dataclasses import asdict
 
     from model.grid import check_resumable
-    from model.train import resolve_config
+    from model.train_config import resolve_config
 
     config = resolve_config("x", "sa", "smoke")
     assert (config.dev_split, config.test_split) == (None, None)  # the corpus's

@@ -5,15 +5,8 @@ import pytest
 import torch
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
-from model.features import (
-    HashedWords,
-    LogMel,
-    conv_frames,
-    mel_filterbank,
-    receptive_field,
-    speech_encoder,
-    text_encoder,
-)
+from model.features import HashedWords, LogMel, mel_filterbank, speech_encoder, text_encoder
+from model.frontend import conv_frames, receptive_field
 
 
 @pytest.mark.parametrize(("n_mels", "f_min", "f_max"), [(80, 20.0, 8000.0), (23, 0.0, 7000.0)],

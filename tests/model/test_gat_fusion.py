@@ -9,12 +9,13 @@ import torch.nn.functional as F
 import typer
 from typer.testing import CliRunner
 
+from model.build import build_model
 from model.commands import train
 from model.data import load_split, open_corpus
 from model.dataset import collate, encode, feature_stats, waveform_stats
 from model.features import HashedWords, LogMel
 from model.metrics import read_rows
-from model.ser import SERConfig, build_model
+from model.ser import SERConfig
 from model.systems.gat_fusion import GraphAttention, SwiGLU
 
 

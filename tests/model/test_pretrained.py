@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.build import build_model
 from model.features import LayerWeights, speech_encoder, text_encoder
 from model.pretrained import HFSpeech
-from model.ser import SERConfig, build_model, trainable
+from model.ser import SERConfig, trainable
 from tests.model.tiny_hf import speech_model, text_model
 
 KINDS = [("wavlm", "layer", True), ("wav2vec2", "group", True), ("hubert", "layer", None)]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import mixers
-from model.ser import Block, SERConfig, SERModel, build_model, choose_depth, trainable
+from model.build import build_model, choose_depth
+from model.ser import Block, SERConfig, SERModel, trainable
 
 C = 8
 

@@ -12,11 +12,13 @@ import torch
 
 import mixers
 from model import checkpoint
+from model.build import build_model
 from model.data import load_split, open_corpus
 from model.dataset import collate, encode, epoch_order, feature_stats, waveform_stats
 from model.features import HashedWords, LogMel
-from model.ser import SERConfig, build_model
-from model.train import TrainConfig, _class_weights, resolve_config, run
+from model.ser import SERConfig
+from model.train import _class_weights, run
+from model.train_config import TrainConfig, resolve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 LINEAR = next((name for name in ("retnet", "kda") if name in mixers.names()), None)

@@ -92,7 +92,7 @@ def _cores(name: str, T: int, D: int, H: int, gen: torch.Generator) -> tuple[Cal
     if name == "fox":
         from fla.ops.forgetting_attn.naive import naive_forgetting_attn
 
-        from mixers.fox_attention import forgetting_attention
+        from mixers.cores.blockwise_fox import forgetting_attention
 
         q, k, v = (randn(1, H, T, D // H) for _ in range(3))
         g = F.logsigmoid(1.0 + randn(1, H, T))
@@ -101,7 +101,7 @@ def _cores(name: str, T: int, D: int, H: int, gen: torch.Generator) -> tuple[Cal
     if name == "kda":
         from fla.ops.kda.naive import naive_recurrent_kda
 
-        from mixers.delta_chunk import _l2norm, chunk_gated_delta_rule
+        from mixers.cores.chunkwise_delta import _l2norm, chunk_gated_delta_rule
 
         q, k, v = randn(1, T, H, 128), randn(1, T, H, 128), randn(1, T, H, 128)
         # Per-step log decays spread like fla's initialisation (exp(A_log) in [1, 16] times dt in

@@ -40,8 +40,9 @@ PROFILES = {
 
 def _epoch(inputs, config) -> float:
     from model import distributed
+    from model.build import build_model
     from model.inputs import apply_normalization
-    from model.ser import SERConfig, build_model
+    from model.ser import SERConfig
     from model.train import _train_epoch
 
     torch.manual_seed(0)
@@ -81,7 +82,7 @@ def test_cached_epochs_beat_encoding_on_the_fly(tmp_path):
     from model.features import speech_encoder
     from model.inputs import prepare
     from model.synthetic import synthesize
-    from model.train import resolve_config
+    from model.train_config import resolve_config
     from tests.model.tiny_hf import speech_model
 
     name = os.environ.get("MIXBENCH_PERF_PROFILE", "ci")

@@ -1,6 +1,6 @@
-"""LightNet's additive core without autograd: ``mixers.lightnet_chunk``'s frame, one chunk at a time, in place.
+"""LightNet's additive core without autograd: ``mixers.cores.chunkwise_lightnet``'s frame, a chunk at a time, in place.
 
-The equations are ``mixers.lightnet_chunk``'s (Qin et al., 2024, the additive decay; one reference
+The equations are ``mixers.cores.chunkwise_lightnet``'s (Qin et al., 2024, the additive decay; one reference
 r per group and key channel): with ``ke_j = exp(u_j - r)`` and ``D_i = exp(z_before - r) + sum_{j<=i} ke_j``,
 
     o_i = F^-1/2 (q_i / D_i)^T [ S' + sum_{j<=i} ke_j v_j^T ],      S' = exp(z_before - r) S.
@@ -33,8 +33,8 @@ import math
 
 import torch
 
-from mixers.cumsum import BLOCK, blocked_cumsum
-from mixers.lightnet_chunk import SAFE_NATS
+from mixers.cores.chunkwise_lightnet import SAFE_NATS
+from mixers.cores.cumsum import BLOCK, blocked_cumsum
 
 Tensor = torch.Tensor
 LOG2E = 1 / math.log(2)

@@ -18,7 +18,7 @@ product (scores, values, per-chunk sums, every chunk's read of its state) is one
 over the group, the chunk-to-chunk sum of [H, F, V] states one cumulative sum. Five passes over keys
 and queries (shift, exp, cumulative sum, division, chunk copy) replace the log-cumsum-exp, the gates,
 their cumulative sums and four exponentials. This batched form is the one autograd follows; when
-nothing needs a gradient, ``mixers.lightnet_scan`` runs the same equations chunk by chunk in place.
+nothing needs a gradient, ``mixers.cores.inplace_lightnet`` runs the same equations chunk by chunk in place.
 
 Safety: every factor is at most 1 except ``1 / D_i`` and ``exp(z_before - r)``, which stay below
 ``e^SAFE_NATS`` while z moves by less than that across the group and the group's largest logit is
@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from mixers.chunk_layout import from_chunks, to_chunks
+from mixers.cores.chunk_layout import from_chunks, to_chunks
 
 CHUNK = 64
 GROUP = 1024

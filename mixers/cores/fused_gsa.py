@@ -22,7 +22,7 @@ chunks' matmuls: per token and head, 4 K M (state reads and updates) + 2 C (K + 
 chunk) FLOPs per pass.
 
 The factorization needs exp(-G) finite: a chunk whose cumulative decay reaches below
--FACTOR_LIMIT (60) on any slot is instead handed to ``mixers.gla_chunk`` (both passes, carrying
+-FACTOR_LIMIT (60) on any slot is instead handed to ``mixers.cores.chunkwise_gla`` (both passes, carrying
 the states), whose stable sub-chunk path handles decay spreads of hundreds or more.
 
 All arithmetic is fp32 (fp64 inputs stay fp64); in-place updates, so autograd is not supported
@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import torch
 
-from mixers.cumsum import blocked_cumsum
-from mixers.gla_chunk import gla_chunk
+from mixers.cores.chunkwise_gla import gla_chunk
+from mixers.cores.cumsum import blocked_cumsum
 
 CHUNK = 32
 """Default rows per chunk: the intra-chunk work (2 C (K + M) per token and pass) against the

@@ -1,4 +1,4 @@
-"""The chunk-major layout of the chunkwise cores (``mixers.lightnet_chunk``, ``mixers.delta_chunk``).
+"""The chunk-major layout of the chunkwise cores (``chunkwise_lightnet``, ``chunkwise_delta`` in this package).
 
 A sequence ``x [B, L, H, F]`` becomes ``[N, B, H, C, F]``: N chunks of C steps, each chunk's slice one
 contiguous ``[B*H, C, F]`` batch of matrices, so batched products and the chunk-to-chunk loop read

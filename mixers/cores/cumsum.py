@@ -6,8 +6,8 @@ batched product with a ``[block, block]`` lower-triangular matrix of ones; the b
 then summed (``block`` times fewer rows) and added to the blocks after them. The sums restart every
 ``period`` rows (a chunk of a chunkwise core), or never.
 
-Used by the inference cores of GSA (``mixers.gsa_chunk``), LightNet (``mixers.lightnet_scan``) and
-the delta rule (``mixers.delta_chunk``). Rounding is a plain sum's, in a different order.
+Used by the inference cores of GSA (``mixers.cores.fused_gsa``), LightNet (``mixers.cores.inplace_lightnet``) and
+the delta rule (``mixers.cores.chunkwise_delta``). Rounding is a plain sum's, in a different order.
 """
 
 from __future__ import annotations

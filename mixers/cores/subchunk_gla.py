@@ -1,4 +1,4 @@
-"""The stable path of ``mixers.gla_chunk``: one chunk's intra-chunk attention under strong decays.
+"""The stable path of ``mixers.cores.chunkwise_gla``: one chunk's intra-chunk attention under strong decays.
 
 Gated linear attention inside a chunk needs, for every pair j <= i, the decay exp(G_i - G_j)
 with G the cumulative log decay. The fast path factorizes it as exp(G_i - G_0) exp(G_0 - G_j),

@@ -24,7 +24,7 @@ The usual trick writes exp(G_i - G_j) as exp(G_i - G_0) exp(G_0 - G_j), which tu
 one matmul; it is used for every chunk whose decay spread (max - min of G) stays below
 FACTOR_LIMIT = 60, so neither factor can overflow fp32. Chunks with stronger decay (GSA's and
 LightNet's gates can reach hundreds within a chunk) take the stable sub-chunk path of
-``mixers.gla_stable`` instead. A per-head scalar decay needs neither: its [C, C] decay matrix
+``mixers.cores.subchunk_gla`` instead. A per-head scalar decay needs neither: its [C, C] decay matrix
 is exp of masked differences. All arithmetic is fp32; the output has the dtype of ``v`` (fp64
 inputs are computed in fp64, for reference checks).
 """
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from mixers.gla_stable import SUB_CHUNK, SubChunkMasks, stable_scores, stable_values
+from mixers.cores.subchunk_gla import SUB_CHUNK, SubChunkMasks, stable_scores, stable_values
 
 FACTOR_LIMIT = 60.0
 BLOCK_CHUNKS = 4
