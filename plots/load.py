@@ -16,12 +16,13 @@ import pandas as pd
 
 from bench.cases import default_causal
 from bench.results import ROW_DEFAULTS, read_frame, read_rows
+from plots.runs import merge_runs
 
 SETTINGS = ["dtype", "batch", "hidden", "heads", "mode", "options"]
 """``options``: the harness settings beyond the mode, spelled as in case ids (``adamw-compile``)."""
-"""What a sweep holds fixed for one figure; files (devices) may differ within it."""
+"""What a sweep holds fixed for one figure; runs (devices) may differ within it."""
 CONFIG = ["source", "device_name", *SETTINGS]
-"""Columns that fix one benchmark configuration: a fit or a crossover never mixes them."""
+"""Columns that fix one benchmark configuration (``source``: the run): a fit or a crossover never mixes them."""
 
 NUMERIC = ("median_ms", "p20_ms", "p80_ms", "min_ms", "peak_bytes", "peak_above_bytes",
            "predicted_activation_bytes", "predicted_flops", "weight_bytes")
@@ -40,23 +41,29 @@ def style_key(mixer: str, kernel: str) -> str:
 
 
 def load_cells(*paths: Path) -> pd.DataFrame:
-    """Cell rows of every file, one frame, with ``label``, ``style_key`` and ``device_name`` filled."""
+    """Cell rows of every file, one frame, with ``label``, ``style_key`` and ``device_name`` filled.
+
+    ``source`` names each row's run (``plots.runs``: files of one device whose cells do not overlap
+    are one run), ``file`` its own file.
+    """
     for path in paths:
         if not Path(path).is_file():
             raise ValueError(f"no such results file: {path}")
-    frames = [_cells_of(Path(path)) for path in paths]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    files = [_cells_of(Path(path)) for path in paths]
+    files = [f for f in files if not f[2].empty]
+    if not files:
         raise ValueError(f"no cell rows in {', '.join(map(str, paths))}; expected files written by `bench sweep`")
-    return pd.concat(frames, ignore_index=True)
+    return merge_runs(files)
 
 
-def _cells_of(path: Path) -> pd.DataFrame:
+def _cells_of(path: Path) -> tuple[str, dict | None, pd.DataFrame]:
+    """(path, first header, prepared cells) of one file; the cells are empty when it has none."""
     frame = read_frame(path)
-    if frame.empty or "mixer" not in frame:
-        return pd.DataFrame()
     headers = read_rows(path, "header")
-    return prepare_cells(frame, headers[0].get("device_name") if headers else None)
+    header = headers[0] if headers else None
+    if frame.empty or "mixer" not in frame:
+        return str(path), header, pd.DataFrame()
+    return str(path), header, prepare_cells(frame, header.get("device_name") if header else None)
 
 
 def prepare_cells(frame: pd.DataFrame, header_device: str | None = None) -> pd.DataFrame:

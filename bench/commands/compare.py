@@ -7,6 +7,9 @@ runs' own noise, their p20-p80 spread: ``slower`` when NEW's p20 lies above BASE
 60% of the two runs' calls do not overlap), ``faster`` in the mirror case, else ``same``. The
 command fails (exit 1) when a cell is slower beyond noise by more than ``--fail-above`` (10%), or
 when a cell that ran in BASE no longer runs in NEW (oom, timeout, error).
+
+BASE and NEW may each be several files joined by commas (the shards of one sweep, a cut sweep and
+the command that finished it); each side's files must form one run (``plots.runs``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from bench.commands.options import check_files, fail
+from bench.commands.options import check_files, fail, split_list
 from bench.commands.tables import console, frame_table
 
 KEY = ["mixer", "kernel", "seconds", "dtype", "batch", "hidden", "heads", "mode", "options", "causal"]
@@ -60,8 +63,9 @@ def _spread(row: pd.Series, run: str) -> float:
 
 
 def compare(
-    base: Annotated[Path, typer.Argument(help="Results file of the reference run.")],
-    new: Annotated[Path, typer.Argument(help="Results file of the run to judge.")],
+    base: Annotated[str, typer.Argument(help="Results file of the reference run; several files of one run "
+                                        "(shards, a finished cut sweep) joined by commas.")],
+    new: Annotated[str, typer.Argument(help="Results file of the run to judge; several joined by commas.")],
     fail_above: Annotated[float, typer.Option(help="Fail when a cell is slower beyond noise by more than this "
                                               "fraction (0.10 = 10%).")] = 0.10,
 ) -> None:
@@ -69,15 +73,9 @@ def compare(
 
     Example: bench compare results/before.jsonl results/after.jsonl --fail-above 0.05
     """
-    from plots.load import load_cells
-
     if fail_above < 0:
         fail(f"--fail-above must be >= 0, got {fail_above}")
-    check_files([base, new])
-    try:
-        before, after = load_cells(base), load_cells(new)
-    except ValueError as error:
-        fail(str(error))
+    before, after = _one_run("BASE", base), _one_run("NEW", new)
     screen = console()
     devices = (sorted(set(before["device_name"])), sorted(set(after["device_name"])))
     if devices[0] != devices[1]:
@@ -86,6 +84,22 @@ def compare(
     table = compare_cells(before, after, fail_above)
     screen.print(frame_table(_display(table), title=f"bench compare: {new} / {base}"))
     _summary(table, fail_above, screen)
+
+
+def _one_run(side: str, files: str) -> pd.DataFrame:
+    """The cells of one side's files, which must form one run (``plots.runs``: one device, no cell twice)."""
+    from plots.load import load_cells
+
+    paths = check_files([Path(p) for p in split_list(files)])
+    try:
+        cells = load_cells(*paths)
+    except ValueError as error:
+        fail(str(error))
+    runs = list(dict.fromkeys(cells["source"]))
+    if len(runs) > 1:
+        fail(f"{side} files form {len(runs)} runs ({'; '.join(runs)}), not one: compare files of one device "
+             "whose cells do not overlap")
+    return cells
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from bench.commands.options import ResultsFiles, check_files, fail
-from bench.commands.tables import console, frame_table
+from bench.commands.tables import console, frame_table, print_notes
 
 Seconds = Annotated[float | None, typer.Option("--at-seconds", help="Accuracy-latency figure: audio length "
                                                "of the latency axis. Default: the longest measured for all.")]
@@ -82,6 +82,7 @@ def _rich(cells, tables, section) -> None:
     screen = console()
     for title, group in device_groups(cells):
         screen.print(frame_table(cells_display(group), title=title))
+        print_notes(screen, group)
     if len(tables["scaling"]):
         screen.print(frame_table(scaling_display(tables["scaling"]), title="Scaling: latency ~ frames^alpha, "
                                  "activation memory ~ frames^beta (longest lengths)"))
@@ -103,11 +104,12 @@ def _json(cells, tables, section) -> None:
 
 
 def _markdown(cells, tables, section) -> None:
+    from plots.notes import markdown_notes
     from plots.summary import cells_display, crossovers_display, device_groups, markdown, scaling_display
 
     parts = []
     for title, group in device_groups(cells):
-        parts += [f"### {title}", "", markdown(cells_display(group)), ""]
+        parts += [f"### {title}", "", markdown(cells_display(group)), "", *markdown_notes(group)]
     if len(tables["scaling"]):
         parts += ["### Scaling exponents", "", markdown(scaling_display(tables["scaling"])), ""]
     if len(tables["crossovers"]):

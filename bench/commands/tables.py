@@ -39,6 +39,18 @@ def frame_table(display: pd.DataFrame, title: str, caption: str | None = None) -
     return table
 
 
+def print_notes(screen: Console, cells: pd.DataFrame) -> None:
+    """Under a table of cells: why each cell that did not measure did not (``plots.notes``)."""
+    from plots.notes import unmeasured_notes
+
+    notes = unmeasured_notes(cells)
+    if notes:
+        screen.print("Not measured:", style="red")
+    for line in notes:
+        # Messages are the libraries' own words: "[Errno 32]" must not be read as rich markup.
+        screen.print(f"  {line}", markup=False, highlight=False)
+
+
 def _colour(column: str, value: str) -> str:
     if column == "status" and value != "ok":
         return f"[red]{value}[/red]"

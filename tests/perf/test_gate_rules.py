@@ -1,8 +1,12 @@
 """The gates' rules without timing anything: budget lookup order, absolute GPU budgets, verdicts."""
 
-import pytest
+from pathlib import Path
 
-from tests.perf.gates import chosen_profile, find_budget, judge, load_budgets, suggest
+import pytest
+import torch
+
+from bench.results import read_rows
+from tests.perf.gates import chosen_profile, device_classes, find_budget, judge, load_budgets, suggest
 
 BUDGETS = """
 [profiles.ci]
@@ -61,3 +65,39 @@ def test_the_repository_budgets_parse_and_cover_sa():
     for seconds in profile.seconds:
         for spec in ("sa:sdpa", "sa:naive"):
             assert isinstance(find_budget(config, ["cpu"], "ci", spec, seconds)[1], float | int)
+
+
+H200_RUN = Path(__file__).resolve().parents[2] / "results" / "runs" / "nvidia-h200-2026-12-04"
+
+
+def _h200_medians() -> dict:
+    """(spec, seconds) -> median ms of the H200 run's ok fp32 forward cells at the full profile's sizes."""
+    medians = {}
+    for name in ("paper-fp32.jsonl", "paper-fp32-rest.jsonl"):
+        for row in read_rows(H200_RUN / name):
+            if row["status"] == "ok" and (row["hidden"], row["heads"], row["batch"]) == (1024, 4, 1):
+                medians[f"{row['mixer']}:{row['kernel']}", row["seconds"]] = row["median_ms"]
+    return medians
+
+
+def test_the_h200_budgets_are_three_times_the_runs_medians():
+    config, medians = load_budgets(), _h200_medians()
+    full, ci = config["budgets"]["NVIDIA H200"]["full"], config["budgets"]["NVIDIA H200"]["ci"]
+    assert set(full) == set(ci) == {"sa:sdpa", "sa:naive", "kda:fla", "retnet:fla", "lightnet:fla"}
+    for spec, budgets in full.items():
+        for seconds in chosen_profile(config, "full").seconds:
+            assert budgets[f"{seconds:g}"] == {"ms": suggest(medians[spec, seconds])}
+        # ci sizes are not in the run: every ci length gets the full profile's 10 s budget (an upper bound).
+        assert {budget["ms"] for budget in ci[spec].values()} == {budgets["10"]["ms"]}
+
+
+def test_an_h200_finds_its_own_budgets_and_a_cpu_keeps_its_own(monkeypatch):
+    config = load_budgets()
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    classes = device_classes("cuda")
+    assert classes == ["NVIDIA H200", "cuda"]
+    assert find_budget(config, classes, "full", "kda:fla", 10) == ("NVIDIA H200", {"ms": 7.7})
+    assert find_budget(config, classes, "ci", "sa:sdpa", 2) == ("NVIDIA H200", {"ms": 0.66})
+    assert device_classes("cpu") == ["cpu"]
+    assert find_budget(config, ["cpu"], "ci", "sa:sdpa", 2) == ("cpu", 3.1)
+    assert find_budget(config, ["cpu"], "full", "sa:sdpa", 10) == ("cpu", None)
