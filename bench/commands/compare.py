@@ -6,7 +6,8 @@ pair: NEW/BASE ratios of median latency and of peak memory, and a verdict judged
 runs' own noise, their p20-p80 spread: ``slower`` when NEW's p20 lies above BASE's p80 (the middle
 60% of the two runs' calls do not overlap), ``faster`` in the mirror case, else ``same``. The
 command fails (exit 1) when a cell is slower beyond noise by more than ``--fail-above`` (10%), or
-when a cell that ran in BASE no longer runs in NEW (oom, timeout, error).
+when a cell that ran in BASE no longer runs in NEW (oom, timeout, error). Each run's code is named, with a
+warning when the two differ only in code (``bench.provenance``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import typer
 
 from bench.commands.options import check_files, fail
 from bench.commands.tables import console, frame_table
+from bench.provenance import code_identity_lines, compare_lines, say
 
 KEY = ["mixer", "kernel", "seconds", "dtype", "batch", "hidden", "heads", "mode", "options", "causal"]
 """``options`` (optimizer step, compile, CUDA graphs, bidirectional) and ``causal`` as ``plots.load`` fills them."""
@@ -78,6 +80,7 @@ def compare(
         before, after = load_cells(base), load_cells(new)
     except ValueError as error:
         fail(str(error))
+    say(code_identity_lines([base, new]) + compare_lines(base, new))
     screen = console()
     devices = (sorted(set(before["device_name"])), sorted(set(after["device_name"])))
     if devices[0] != devices[1]:
