@@ -60,7 +60,7 @@ def code_identity_lines(paths: list[Path]) -> list[tuple[str, bool]]:
         counts = code_counts(path)
         made = {identity: n for identity, n in counts.items() if n}
         if len(made) > 1:
-            parts = "; ".join(f"{n} rows by {describe(identity)}" for identity, n in made.items())
+            parts = "; ".join(f"{n} row{'s' * (n != 1)} by {describe(identity)}" for identity, n in made.items())
             lines.append((f"{path}: MIXED CODE, rows from {len(made)} different code versions (a run resumed "
                           f"after an edit?): {parts}", True))
         elif made or counts:
