@@ -10,12 +10,13 @@ from bench.commands.plot import plot
 from bench.commands.report import report
 from bench.commands.sweep import sweep
 from bench.commands.verify import verify
+from bench.errors import Commands
 from model.cache_commands import features_app
 from model.commands import evaluate, table1, train
 from model.data_commands import data_app
 from model.systems_commands import reslstm_sa
 
-app = typer.Typer(help="mixbench: what sequence mixers cost and what they are worth in SER.",
+app = typer.Typer(cls=Commands, help="mixbench: what sequence mixers cost and what they are worth in SER.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.command("sweep")(sweep)
 app.command("report")(report)

@@ -1,8 +1,10 @@
 """Results files: JSON lines, one object per line, written one line at a time.
 
-The first line is a ``header`` (run metadata: versions, device, git commit, command line); each
-resumed session appends another header. Every measured cell is one ``cell`` row; other packages
-append rows of their own kinds (``accuracy`` from the model package), which readers keep apart.
+The first line is a ``header`` (run metadata: versions, device, the code's identity from
+``bench.identity``, command line); each resumed session appends another header, so rows written after
+an edit sit under a header with another ``source_sha256`` (``bench.provenance`` says so). Every
+measured cell is one ``cell`` row; other packages append rows of their own kinds (``accuracy`` from
+the model package), which readers keep apart.
 A line cut short by a crash is ignored on reading and cut off before the next append.
 """
 

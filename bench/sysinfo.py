@@ -1,4 +1,5 @@
-"""What the machine is: versions, device, clocks. Recorded in every results file's header."""
+"""What the machine is: versions, device, clocks, and which code runs (``bench.identity``). Recorded in every
+results file's header."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import importlib.metadata
 import os
 import platform
 import socket
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+
+from bench.identity import code_identity
 
 
 def free_memory_bytes(device: str) -> int | None:
@@ -46,16 +48,6 @@ def package_version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def nvml_readings(device: str) -> dict | None:
@@ -103,6 +95,6 @@ def environment(device: str) -> dict:
         "triton": package_version("triton"),
         "numpy": package_version("numpy"),
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
-        "git_commit": git_commit(),
+        **code_identity(),  # mixbench_version, git_commit, git_dirty, source_sha256
         "nvml": nvml_readings(device),
     }

@@ -8,8 +8,9 @@ Pairs checked for each mixer (the first kernel is the one under test, the second
 - ``torch`` vs ``reference`` where the mixer offers fla's pure-PyTorch reference op as a kernel.
 
 A mixer with an ``fla`` kernel and no ``torch`` twin gets a row saying so ("fla only (no torch
-twin)"). When fla's own kernel refuses a case (fla 0.6's DeltaNet chunk kernel asserts bf16/fp16,
-so fp32 above 64 tokens fails), the row says what fla raised and counts as neither pass nor fail.
+twin)"), as do a mixer with one kernel (``reslstm``) and one whose second kernel cannot run here.
+When fla's own kernel refuses a case (fla 0.6's DeltaNet chunk kernel asserts bf16/fp16, so fp32
+above 64 tokens fails), the row says what fla raised and counts as neither pass nor fail.
 """
 
 from __future__ import annotations
@@ -97,15 +98,23 @@ def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.T
     return y.detach(), x.grad.detach()
 
 
+def unpaired(name: str) -> str:
+    """Why a mixer has no pair to check: one kernel only, fla only, or a second kernel this machine cannot run."""
+    offered = mixers.kernels(name)
+    if mixers.fla_only(name):
+        return "fla only (no torch twin)"
+    if len(offered) == 1:
+        return f"one kernel ({offered[0]}): nothing to compare it with"
+    return "no second kernel runnable here (fla needs CUDA or --interpret)"
+
+
 def verify(names: list[str], lengths: list[int], hidden: int, heads: int, device: str = "cpu",
            dtype: str = "fp32") -> list[Check]:
     checks = []
     for name in names:
         pairs = kernel_pairs(name, device)
         if not pairs:
-            note = ("fla only (no torch twin)" if mixers.fla_only(name)
-                    else "no second kernel runnable here (fla needs CUDA or --interpret)")
-            checks.append(Check(name, "-", "-", 0, None, None, None, TOLERANCE[dtype], None, note))
+            checks.append(Check(name, "-", "-", 0, None, None, None, TOLERANCE[dtype], None, unpaired(name)))
         for kernel, reference in pairs:
             for length in lengths:
                 checks.append(check_pair(name, kernel, reference, length, hidden, heads, device, dtype))

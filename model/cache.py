@@ -8,7 +8,9 @@ Layout of ``DIR`` (``model.extract`` writes it; format 1):
   split's waveform mean and deviation, applied to every split before encoding (the paper's
   normalisation). Once complete: ``shards`` (file, sha256, bytes, split, utterances) and
   ``utterances`` (id, split, label, class index, shard, speech key, frames, text key, tokens,
-  samples), and ``stats`` (the training split's feature mean and deviation, file and sha256).
+  samples), and ``stats`` (the training split's feature mean and deviation, file and sha256). The code
+  that made it (``bench.identity``: mixbench_version, git_commit, git_dirty, source_sha256; a cache
+  resumed by other code lists the earlier records in ``earlier_code``); not a setting a rerun must match.
 - ``shard-00000.safetensors``, ...: ``"<position>/speech"`` [M, D] (or [M, L, D] with every layer)
   and ``"<position>/text"`` [N, D_t] per utterance; a shard never spans two splits.
 - ``stats.safetensors``: ``speech_mean``/``speech_std`` ([D] or [L, D]) and ``text_mean``/``text_std``.

@@ -3,7 +3,8 @@
 A checkpoint is written to a temporary file beside its target, flushed to disk, then renamed over
 the target, so a crash (``kill -9`` included) leaves either the old checkpoint or the new one, never
 a torn file. Contents are restricted to what the safe unpickler accepts: tensors, numbers, strings,
-None, and lists and dicts of them (state dicts, configuration dicts, metric history).
+None, and lists and dicts of them (state dicts, configuration dicts, metric history). Each checkpoint also
+records the code that wrote it (``bench.identity``: mixbench_version, git_commit, git_dirty, source_sha256).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import torch
 
+from bench.identity import code_identity
+
 
 def save(obj: dict, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save({**obj, **code_identity()}, buffer)
     write_atomic(path, buffer.getvalue())
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from bench.errors import fail as _fail
 
 RESULTS = Path("results") / "accuracy.jsonl"
 
@@ -26,11 +28,6 @@ Results = Annotated[Path, typer.Option(help="JSON-lines results file that accura
 Device = Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N. Default: cuda when present, else cpu.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad-audio", help="Skip unreadable audio files (and count them) "
                                        "instead of stopping at the first.")]
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _device(device: str | None) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
+from bench.identity import carried, code_identity
 from model.cache import DTYPES, FORMAT, INDEX, JOURNAL, STATS, FeatureCache, StoredFeatures, sha256_file
 from model.checkpoint import write_atomic
 from model.data import DataError, Utterance, format_spec, load_audio, open_corpus, parse_spec
@@ -143,7 +144,7 @@ def _start(out: Path, settings: dict, utterances: list[Utterance], skip_bad_audi
     report(f"waveform statistics of the training split {settings['train_split']!r}")
     train = [u for u in utterances if u.split == settings["train_split"]]
     wave_mean, wave_std = waveform_stats(_readable(train, skip_bad_audio))
-    index = {**settings, "wave_mean": wave_mean, "wave_std": wave_std, "complete": False}
+    index = {**settings, "wave_mean": wave_mean, "wave_std": wave_std, "complete": False, **code_identity()}
     write_atomic(path, (json.dumps(index, indent=1) + "\n").encode())
     return index
 
@@ -201,7 +202,7 @@ def _close(out: Path, number: int, split: str, buffer: dict, entries: list[dict]
 
 def _finish(out: Path, index: dict, shards: list[dict], report: Callable[[str], None]) -> FeatureCache:
     utterances = [e for s in shards for e in s["entries"]]
-    final = {**index, "complete": True, "skipped": [k for s in shards for k in s["skipped"]],
+    final = {**index, **carried(index), "complete": True, "skipped": [k for s in shards for k in s["skipped"]],
              "shards": [{k: s[k] for k in ("file", "sha256", "bytes", "split")} | {"utterances": len(s["entries"])}
                         for s in shards], "utterances": utterances}
     # Statistics of the training split, read back from its shards in order (what training on the fly computes).

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 
+from bench.identity import code_identity
+
 
 @dataclass
 class Scores:
@@ -83,6 +85,11 @@ class AccuracyRow:
     fusion: str = "concat"  # concat: the paper's U = [S; E] + mixer stack; gat: model.systems.gat_fusion
     host: str = field(default_factory=socket.gethostname)
     timestamp: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # The code that computed the scores (bench.identity), as every results header records it.
+    mixbench_version: str | None = field(default_factory=lambda: code_identity()["mixbench_version"])
+    git_commit: str | None = field(default_factory=lambda: code_identity()["git_commit"])
+    git_dirty: bool | None = field(default_factory=lambda: code_identity()["git_dirty"])
+    source_sha256: str = field(default_factory=lambda: code_identity()["source_sha256"])
     kind: str = "accuracy"
 
 

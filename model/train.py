@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import mixers
+from bench.identity import carried
 from model import checkpoint, distributed
 from model.build import build_model
 from model.dataset import Encoded, collate, epoch_order
@@ -97,7 +98,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
                 "text_encoder": inputs.text_name, "corpus_name": inputs.corpus_name,
                 "classes": list(classes), "wave_mean": inputs.wave_mean, "wave_std": inputs.wave_std,
                 "world": context.world, "device": context.device, "sample_rate": SAMPLE_RATE,
-                "splits": {"train": names.train, "dev": names.dev, "tests": list(names.tests)}}
+                "splits": {"train": names.train, "dev": names.dev, "tests": list(names.tests)},
+                **carried(json.loads((out / "config.json").read_text()) if state is not None else None)}
     report(f"model: {name}:{model.kernel}, depth {model.depth}, {resolved['params']:,} trainable parameters "
            f"(budget {config.budget:,}), width {config.width}, {config.heads} heads")
     if context.main:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.provenance import code_identity_lines
 from plots.figures import all_figures
 from plots.load import load_cells, load_headers
 from plots.notes import html_notes
@@ -30,7 +31,7 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f6f6f6; padding: 0 3px; }
 .note { color: #555; font-size: 13px; }
 """
-RUN_FIELDS = ("device_name", "host", "started", "torch", "fla", "triton", "cuda", "git_commit", "command")
+RUN_FIELDS = ("device_name", "host", "started", "torch", "fla", "triton", "cuda", "command")
 
 
 def html_page(paths: list[Path], paper: bool = False, log: bool = False, seconds: float | None = None,
@@ -59,8 +60,11 @@ def html_page(paths: list[Path], paper: bool = False, log: bool = False, seconds
 
 def _runs(paths: list[Path]) -> pd.DataFrame:
     rows = []
-    for header in load_headers(*paths):
-        rows.append({"file": Path(header["source"]).name, **{f: header.get(f, "") for f in RUN_FIELDS}})
+    # Each file's code in words, "MIXED CODE" when its rows come from several (bench.provenance).
+    codes = [line.removeprefix(f"{path}: ") for path, (line, _) in zip(paths, code_identity_lines(list(paths)))]
+    for header, code in zip(load_headers(*paths), codes):
+        rows.append({"file": Path(header["source"]).name, **{f: header.get(f, "") for f in RUN_FIELDS},
+                     "code": code})
     return pd.DataFrame(rows)
 
 

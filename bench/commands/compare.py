@@ -6,7 +6,8 @@ pair: NEW/BASE ratios of median latency and of peak memory, and a verdict judged
 runs' own noise, their p20-p80 spread: ``slower`` when NEW's p20 lies above BASE's p80 (the middle
 60% of the two runs' calls do not overlap), ``faster`` in the mirror case, else ``same``. The
 command fails (exit 1) when a cell is slower beyond noise by more than ``--fail-above`` (10%), or
-when a cell that ran in BASE no longer runs in NEW (oom, timeout, error).
+when a cell that ran in BASE no longer runs in NEW (oom, timeout, error). Each run's code is named, with a
+warning when the two differ only in code (``bench.provenance``).
 
 BASE and NEW may each be several files joined by commas (the shards of one sweep, a cut sweep and
 the command that finished it); each side's files must form one run (``plots.runs``).
@@ -22,6 +23,7 @@ import typer
 
 from bench.commands.options import check_files, fail, split_list
 from bench.commands.tables import console, frame_table
+from bench.provenance import code_identity_lines, compare_lines, say
 
 KEY = ["mixer", "kernel", "seconds", "dtype", "batch", "hidden", "heads", "mode", "options", "causal"]
 """``options`` (optimizer step, compile, CUDA graphs, bidirectional) and ``causal`` as ``plots.load`` fills them."""
@@ -75,7 +77,8 @@ def compare(
     """
     if fail_above < 0:
         fail(f"--fail-above must be >= 0, got {fail_above}")
-    before, after = _one_run("BASE", base), _one_run("NEW", new)
+    (base_paths, before), (new_paths, after) = _one_run("BASE", base), _one_run("NEW", new)
+    say(code_identity_lines(base_paths + new_paths) + compare_lines(base_paths, new_paths))
     screen = console()
     devices = (sorted(set(before["device_name"])), sorted(set(after["device_name"])))
     if devices[0] != devices[1]:
@@ -86,8 +89,8 @@ def compare(
     _summary(table, fail_above, screen)
 
 
-def _one_run(side: str, files: str) -> pd.DataFrame:
-    """The cells of one side's files, which must form one run (``plots.runs``: one device, no cell twice)."""
+def _one_run(side: str, files: str) -> tuple[list[Path], pd.DataFrame]:
+    """One side's files and their cells, which must form one run (``plots.runs``: one device, no cell twice)."""
     from plots.load import load_cells
 
     paths = check_files([Path(p) for p in split_list(files)])
@@ -99,7 +102,7 @@ def _one_run(side: str, files: str) -> pd.DataFrame:
     if len(runs) > 1:
         fail(f"{side} files form {len(runs)} runs ({'; '.join(runs)}), not one: compare files of one device "
              "whose cells do not overlap")
-    return cells
+    return paths, cells
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:

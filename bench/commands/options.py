@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import torch
 import typer
+
+from bench.errors import fail
 
 Device = Annotated[
     str | None,
     typer.Option(help="Device to run on: cpu, cuda or cuda:N. Default: cuda when present, else cpu."),
 ]
 ResultsFiles = Annotated[list[Path], typer.Argument(help="Results files (JSON lines) written by `bench sweep`.")]
-
-
-def fail(message: str) -> NoReturn:
-    """A user's mistake: one line on stderr, exit code 2 (as for any bad command-line value)."""
-    typer.echo(f"bench: error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def check_device(device: str | None) -> str:

@@ -9,6 +9,7 @@ import typer
 
 from bench.commands.options import ResultsFiles, check_files, fail
 from bench.commands.report import LogAxes, Paper, Seconds, Split
+from bench.provenance import code_identity_lines, say
 
 
 def plot(
@@ -35,6 +36,7 @@ def plot(
     paths = check_files(files)
     written = []
     try:
+        say(code_identity_lines(paths))
         for name, figure in all_figures(paths, paper=paper, log=log, seconds=at_seconds, split=split,
                                         corpus=corpus, encoder=encoder):
             written += save(figure, out / name, pdf=pdf)

@@ -16,6 +16,7 @@ import typer
 
 from bench.commands.options import ResultsFiles, check_files, fail
 from bench.commands.tables import console, frame_table, print_notes
+from bench.provenance import code_identity_lines, say
 
 Seconds = Annotated[float | None, typer.Option("--at-seconds", help="Accuracy-latency figure: audio length "
                                                "of the latency axis. Default: the longest measured for all.")]
@@ -49,7 +50,8 @@ def report(
     at_seconds: Seconds = None,
     split: Split = None,
 ) -> None:
-    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA.
+    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA. Each file's
+    code (and whether its rows come from different code) is named on stderr.
 
     Example: bench report results/quick-cpu-*.jsonl --html report.html
     """
@@ -62,6 +64,7 @@ def report(
         tables = sections(cells)
     except ValueError as error:
         fail(str(error))
+    say(code_identity_lines(paths))
     {Format.table: _rich, Format.csv: _csv, Format.json: _json, Format.markdown: _markdown}[fmt](
         cells, tables, section)
     if html is not None:

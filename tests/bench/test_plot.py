@@ -19,8 +19,9 @@ def test_plot_writes_every_figure_in_png_svg_and_pdf(tmp_path):
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert names == sorted(f"{stem}.{fmt}" for stem in ("figure2", "cost_model", "accuracy_latency")
                            for fmt in ("png", "svg", "pdf"))
-    # The command prints each path it wrote, one per line.
-    assert sorted(result.output.split()) == sorted(str(tmp_path / "figs" / name) for name in names)
+    # The command prints each path it wrote, one per line; the file's code goes to stderr.
+    assert sorted(result.stdout.split()) == sorted(str(tmp_path / "figs" / name) for name in names)
+    assert result.stderr.startswith(f"{results}: code not recorded")
 
 
 def test_one_figure_per_settings_named_like_case_ids(tmp_path):

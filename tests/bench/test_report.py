@@ -28,7 +28,7 @@ def results(tmp_path_factory):
 def _report(*args):
     result = runner.invoke(app, ["report", *map(str, args)])
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # stderr names each file's code (tests/bench/test_provenance.py)
 
 
 def test_rich_report_has_cells_exponents_and_crossovers(results):

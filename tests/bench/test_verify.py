@@ -61,3 +61,19 @@ def test_fla_refusal_is_reported_not_failed():
     check = check_pair("deltanet", "torch", "fla", 77, 32, 2)
     assert check.passed is None and check.max_abs is None
     assert check.note.startswith("fla refused: AssertionError") and "float32" in check.note
+
+
+def test_a_one_kernel_mixer_says_it_has_one_kernel():
+    (check,) = verify(["reslstm"], [45], 64, 2)
+    assert (check.mixer, check.passed) == ("reslstm", None)
+    assert check.note == "one kernel (torch): nothing to compare it with"
+    result = CliRunner().invoke(app, ["verify", "--mixers", "reslstm", "--no-interpret"])
+    assert result.exit_code == 0 and "one kernel (torch)" in result.output and "no second" not in result.output
+
+
+def test_a_second_kernel_that_cannot_run_here_is_named_as_such(monkeypatch):
+    """A twin whose only partner is fla, on a CPU that does not interpret Triton."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(mixers, "kernels", lambda name: ("fla", "torch"))
+    (check,) = verify(["kda"], [45], 64, 2, device="cpu")
+    assert check.passed is None and check.note == "no second kernel runnable here (fla needs CUDA or --interpret)"

@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bench.identity import FIELDS, code_identity
 from model.cache import JOURNAL, FeatureCache, encoder_options, verify
 from model.cache_commands import features_app
 from model.data import load_split, open_corpus
@@ -151,6 +152,20 @@ def test_interrupted_extraction_resumes_to_the_same_cache(corpus, reference, tmp
     _same_cache(out, reference)
     positions = [e["position"] for e in FeatureCache(out).index["utterances"]]
     assert positions == list(range(16))  # each utterance once
+
+
+def test_the_index_names_the_code_and_a_resume_by_other_code_keeps_the_first(corpus, reference, tmp_path):
+    code = code_identity()
+    assert {name: FeatureCache(reference).index[name] for name in FIELDS} == code
+    out = tmp_path / "cache"
+    with pytest.raises(Stop):
+        extract(corpus, out, *_logmel(), shard_utterances=3, on_utterance=_stopping_at(4), report=lambda _: None)
+    started = json.loads((out / "index.json").read_text())
+    assert {name: started[name] for name in FIELDS} == code
+    other = {**code, "git_dirty": True, "source_sha256": "0" * 64}  # as if started before an edit
+    (out / "index.json").write_text(json.dumps({**started, **other}))
+    index = extract(corpus, out, *_logmel(), shard_utterances=3, report=lambda _: None).index
+    assert {name: index[name] for name in FIELDS} == code and index["earlier_code"] == [other]
 
 
 def test_corrupted_shards_are_found_and_redone(corpus, reference, tmp_path):

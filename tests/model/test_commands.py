@@ -8,6 +8,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from bench.identity import FIELDS, code_identity
 from model.commands import evaluate, train
 from model.data_commands import data_app
 from model.metrics import read_rows
@@ -33,6 +34,19 @@ def trained(tiny_corpus, tmp_path_factory):
                      *TINY)
     assert result.exit_code == 0, result.output
     return root
+
+
+def test_train_writes_the_code_identity_into_config_rows_and_checkpoints(trained):
+    """The record results headers carry (bench.identity), in RUN/config.json, every accuracy row and both
+    checkpoints."""
+    code = code_identity()
+    config = json.loads((trained / "run" / "config.json").read_text())
+    assert {name: config[name] for name in FIELDS} == code and "earlier_code" not in config
+    for row in read_rows(trained / "results.jsonl", "accuracy"):
+        assert {name: row[name] for name in FIELDS} == code
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(trained / "run" / name, weights_only=True)
+        assert {field: state[field] for field in FIELDS} == code
 
 
 def test_synth_writes_a_corpus(tmp_path):
