@@ -67,17 +67,17 @@ def test_compare_warns_when_only_the_code_differs(tmp_path):
     cells = _cells(tmp_path, ("sa:naive",))
     base = _write(tmp_path / "base.jsonl", [(CLEAN, cells)])
     new = _write(tmp_path / "new.jsonl", [(EDITED, cells)])
-    ((line, warning),) = compare_lines(base, new)
+    ((line, warning),) = compare_lines([base], [new])
     assert warning and line.startswith("warning: BASE and NEW differ only in code")
     result = runner.invoke(app, ["compare", str(base), str(new)])
     assert result.exit_code == 0, result.output
     assert "warning: BASE and NEW differ only in code" in " ".join(result.stderr.split())
 
     other_torch = _write(tmp_path / "torch.jsonl", [(EDITED, cells)], torch="2.14")
-    ((line, warning),) = compare_lines(base, other_torch)
+    ((line, warning),) = compare_lines([base], [other_torch])
     assert not warning and line.startswith("note: BASE and NEW differ in code and in torch:")
-    ((line, warning),) = compare_lines(base, base)
+    ((line, warning),) = compare_lines([base], [base])
     assert not warning and line.startswith("note: BASE and NEW ran the same code: code mixbench 0.1.0")
     older = write_results(tmp_path / "older.jsonl", labels=("sa:naive",), seconds=(10, 50))  # no code record
-    ((line, _),) = compare_lines(older, new)
+    ((line, _),) = compare_lines([older], [new])
     assert line == "note: cannot tell whether BASE and NEW ran the same code: BASE predates the code record"
