@@ -22,14 +22,7 @@ from plots.precision import notes
 FAKE_PIN = SimpleNamespace(value="tf32")  # what fla's tl.constexpr looks like to fla_pinned
 
 
-@pytest.fixture(autouse=True)
-def restore(monkeypatch):
-    """Every test leaves the environment and PyTorch's flags as it found them."""
-    for name in (precision.TRITON_ENV, precision.REQUEST_ENV):
-        monkeypatch.delenv(name, raising=False)
-    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+pytestmark = pytest.mark.usefixtures("restore_precision")
 
 
 def stamped(case, min_reps, budget_s):
