@@ -35,7 +35,7 @@ def fake_check(seen: list, buffer: io.StringIO | None = None, sleep_s: float = 0
 def test_out_file_is_json_lines_with_a_header(tmp_path):
     out = tmp_path / "v.jsonl"
     result = CliRunner().invoke(app, ["verify", "--mixers", "sa", "--out", str(out), "--no-interpret",
-                                      "--hidden", "32"])
+                                      "--device", "cpu", "--hidden", "32"])
     assert result.exit_code == 0, result.output
     header, *checks = [json.loads(line) for line in out.read_text().splitlines()]
     assert header["kind"] == "header" and header["device"] == "cpu" and header["torch"] == torch.__version__
@@ -66,7 +66,7 @@ def test_time_limit_stops_between_checks_and_lists_the_rest(tmp_path, monkeypatc
 def test_cli_time_limit_lists_what_did_not_run(monkeypatch):
     monkeypatch.setattr(bench.verify, "check_pair", fake_check([], sleep_s=0.3))
     result = CliRunner().invoke(app, ["verify", "--mixers", "sa", "--lengths", "33,45", "--time-limit", "0.1",
-                                      "--no-interpret"])
+                                      "--no-interpret", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "1 checks: 1 pass" in result.output and "not run (1): sa naive vs sdpa at 45" in result.output
 
