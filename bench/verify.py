@@ -41,7 +41,10 @@ Errors of K products with random signs grow as sqrt(K), like the sum itself, so 
 adds ~4e-4 relative (rms); a chunked layer chains 3-5 stages (scores, intra-chunk solve, state
 update, output), the backward about twice as many: ~1e-3 rms, ~4e-3 at the largest of 10^4 elements,
 below the largest output. So the same ten unit roundoffs as fp16: 5e-3 of max(1, scale).
-1e-4 would fail a correct TF32 kernel for its arithmetic, not for a bug."""
+1e-4 would fail a correct TF32 kernel for its arithmetic, not for a bug. Measured on an H200 (torch
+2.11, triton 3.6, fla 0.6, 2026-12-04): RetNet's twin against fla at Triton's default TF32, hidden
+128, 2 heads, 45 and 77 frames: output 3.4e-4, input gradient 9.3e-4 and 1.06e-3 at output scale
+0.85, so 1e-4 fails it and 5e-3 passes it with a margin of about 5."""
 
 
 @dataclass(frozen=True)

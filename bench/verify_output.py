@@ -3,8 +3,9 @@ check runs, and the same checks as JSON lines (a header, one ``check`` per line,
 check a time limit left out), each flushed as it is written.
 
 fla's first call of a mixer on CUDA compiles and autotunes its Triton kernels, forward and backward:
-48-110 s per mixer on an H200 (``gpu-runs/nvidia-h200-2026-12-04``). The status line says so and
-counts the seconds, so a silent minute reads as work, not a hang.
+on an H200, 48-110 s per mixer for the forward alone (``gpu-runs/nvidia-h200-2026-12-04``), 151 s
+for RetNet's forward and backward at TF32, over 240 s at ``TRITON_F32_DEFAULT=ieee``. The status
+line says so and counts the seconds, so a silent minute reads as work, not a hang.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from bench.verify import Check, Planned, run
 
-AUTOTUNE_NOTE = "first call of fla's kernels: Triton compiles and autotunes them (up to ~2 min)"
+AUTOTUNE_NOTE = "first call of fla's kernels: Triton compiles and autotunes them (minutes)"
 
 
 class ChecksFile:
