@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from bench import modes
+from bench import modes, precision
 from bench.cases import Case
 from bench.modes.cell import build_module, predict
 from bench.results import Row
@@ -28,7 +28,7 @@ def measure_cell(case: Case, min_reps: int = 10, budget_s: float = 1.0) -> Row:
     finally:
         _release(case.device)
     row.elapsed_s = time.monotonic() - started
-    return row
+    return precision.stamp(row, case.device)  # what was in force where the cell ran
 
 
 def _measure(case: Case, min_reps: int, budget_s: float) -> Row:

@@ -67,6 +67,12 @@ class Row:
     """What the timed call does, in words (loss, optimizer, state handling)."""
     device_name: str | None = None
     elapsed_s: float | None = None
+    fp32_precision: str | None = None
+    """What ``--fp32-precision`` asked for; None: each library's own default (``bench.precision``)."""
+    fp32_precision_torch: str | None = None
+    """fp32 matmul precision PyTorch used (``ieee`` or ``tf32``)."""
+    fp32_precision_triton: str | None = None
+    """Triton dots' default precision (``ieee``, ``tf32``; ``mixed`` where fla pins some); None on CPU."""
     kind: str = "cell"
 
     @classmethod

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench import precision
 from bench.cases import Case, Sweep
 from bench.measure import classify_failure, measure_cell, one_line, prediction_fields
 from bench.modes.cell import needed_bytes, predict
@@ -49,7 +50,7 @@ def run_sweep(
                 outcome = Outcome(case, writer.done[case.key], resumed=True)
             else:
                 row = _skip_if_too_big(case) or _run(case, sweep, measure, pool)
-                writer.write_row(row)
+                writer.write_row(precision.stamp(row, case.device))
                 outcome = Outcome(case, writer.done[case.key], resumed=False)
             outcomes.append(outcome)
             on_outcome(outcome)
@@ -130,6 +131,7 @@ class _Worker:
 
 def _serve(conn, measure: Measure) -> None:
     """Worker loop: measure each case received; stop on ``None`` or when the parent is gone."""
+    precision.adopt()  # the parent's --fp32-precision, before anything compiles here
     conn.send("ready")
     while True:
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from bench import precision
 from bench.identity import code_identity
 
 
@@ -97,4 +98,5 @@ def environment(device: str) -> dict:
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
         **code_identity(),  # mixbench_version, git_commit, git_dirty, source_sha256
         "nvml": nvml_readings(device),
+        **precision.fields(device),
     }

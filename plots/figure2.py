@@ -15,12 +15,14 @@ Memory is the whole peak (weights, input and activations), as the paper's "peak 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from plots.analysis import frames_at, ok_cells, power_fit, scaling, seconds_at
 from plots.load import check_one_setting
+from plots.precision import notes as precision_notes
 from plots.style import line_style, mixer_style, order_keys
 
 NOT_MEASURED = ("oom", "skipped", "timeout")
@@ -190,6 +192,8 @@ def _legend(cells: pd.DataFrame, sources: list[str], paper: pd.DataFrame | None)
     if len(failed):
         handles.append(Line2D([], [], linestyle="none", label=f"not drawn: {len(failed)} cells failed with an error "
                               f"({', '.join(dict.fromkeys(failed['label']))})"))
+    for line in precision_notes(cells):
+        handles.append(Line2D([], [], linestyle="none", label=textwrap.fill(f"precision: {line}", 110)))
     if paper is not None:
         device = paper["device"].iloc[0] if len(paper) else "?"
         handles.append(Line2D([], [], color="0.3", marker="*", markersize=11, linestyle="none",

@@ -18,6 +18,7 @@ from bench.provenance import code_identity_lines
 from plots.figures import all_figures
 from plots.load import load_cells, load_headers
 from plots.notes import html_notes
+from plots.precision import notes as precision_notes
 from plots.summary import cells_display, crossovers_display, device_groups, scaling_display, sections
 
 STYLE = """
@@ -44,6 +45,7 @@ def html_page(paths: list[Path], paper: bool = False, log: bool = False, seconds
             "<h2>Runs</h2>", _table(_runs(paths))]
     for title, group in device_groups(cells):
         body += [f"<h2>Cells: {html.escape(title)}</h2>", _table(cells_display(group)), html_notes(group)]
+    body += [f"<p class='note'><b>precision:</b> {html.escape(line)}</p>" for line in precision_notes(cells)]
     body += ["<h2>Scaling exponents</h2><p class='note'>latency ~ frames<sup>alpha</sup>, activation memory ~ "
              "frames<sup>beta</sup>, least squares on log-log axes over each series' longest lengths.</p>",
              _table(scaling_display(tables["scaling"])) if len(tables["scaling"]) else _none("three lengths")]

@@ -14,6 +14,11 @@ Device = Annotated[
     str | None,
     typer.Option(help="Device to run on: cpu, cuda or cuda:N. Default: cuda when present, else cpu."),
 ]
+Fp32Precision = Annotated[
+    str | None,
+    typer.Option("--fp32-precision", help="fp32 matmul arithmetic for PyTorch and Triton (fla): ieee or tf32, "
+                 "set before anything compiles. Default: each library's own (CUDA: PyTorch ieee, Triton tf32)."),
+]
 ResultsFiles = Annotated[list[Path], typer.Argument(help="Results files (JSON lines) written by `bench sweep`.")]
 
 
@@ -30,6 +35,20 @@ def check_device(device: str | None) -> str:
     if kind not in ("cpu", "cuda"):
         fail(f"device {device!r} is not supported; use cpu or cuda")
     return device
+
+
+def set_precision(value: str | None, device: str) -> str | None:
+    """Apply ``--fp32-precision`` (``bench.precision``); a bad value is a one-line error."""
+    from bench import precision
+
+    try:
+        chosen = precision.apply(value)
+    except ValueError as error:
+        fail(str(error))
+    if chosen == "tf32" and torch.device(device).type == "cpu":
+        typer.echo("bench: note: --fp32-precision tf32 changes nothing on CPU (its matmuls stay IEEE fp32)",
+                   err=True)
+    return chosen
 
 
 def split_list(text: str | None) -> tuple[str, ...] | None:

@@ -80,12 +80,15 @@ def report(
 
 
 def _rich(cells, tables, section) -> None:
+    from plots.precision import notes
     from plots.summary import cells_display, crossovers_display, device_groups, scaling_display
 
     screen = console()
     for title, group in device_groups(cells):
         screen.print(frame_table(cells_display(group), title=title))
         print_notes(screen, group)
+    for line in notes(cells):
+        screen.print(f"[yellow]precision:[/yellow] {line}", highlight=False)
     if len(tables["scaling"]):
         screen.print(frame_table(scaling_display(tables["scaling"]), title="Scaling: latency ~ frames^alpha, "
                                  "activation memory ~ frames^beta (longest lengths)"))
@@ -108,11 +111,13 @@ def _json(cells, tables, section) -> None:
 
 def _markdown(cells, tables, section) -> None:
     from plots.notes import markdown_notes
+    from plots.precision import notes
     from plots.summary import cells_display, crossovers_display, device_groups, markdown, scaling_display
 
     parts = []
     for title, group in device_groups(cells):
         parts += [f"### {title}", "", markdown(cells_display(group)), "", *markdown_notes(group)]
+    parts += [f"> precision: {line}" for line in notes(cells)] + ([""] if notes(cells) else [])
     if len(tables["scaling"]):
         parts += ["### Scaling exponents", "", markdown(scaling_display(tables["scaling"])), ""]
     if len(tables["crossovers"]):

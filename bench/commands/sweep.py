@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.cases import PRESETS, Sweep, preset
-from bench.commands.options import Device, check_device, fail, split_list
+from bench.commands.options import Device, Fp32Precision, check_device, fail, set_precision, split_list
 from bench.commands.tables import console, rows_table
+from bench.precision import check_resume
 from bench.results import ResultsWriter
 from bench.runner import Outcome, run_sweep
 from bench.sysinfo import environment
@@ -52,6 +53,7 @@ def sweep(
     causal: Annotated[bool | None, typer.Option("--causal/--no-causal", help="Softmax attention's mask "
                                                 "(default: none; the other mixers are causal by "
                                                 "construction).")] = None,
+    fp32_precision: Fp32Precision = None,
 ) -> None:
     """Measure latency and peak memory of each mixer alone, at batch 1, over audio lengths.
 
@@ -59,6 +61,7 @@ def sweep(
     Example: bench sweep --mode forward,train --optimizer-step --bidirectional --combine concat
     """
     device = check_device(device)
+    fp32_precision = set_precision(fp32_precision, device)
     name = preset_name or ("paper" if device.startswith("cuda") else "quick")
     try:
         plan = preset(
@@ -71,9 +74,14 @@ def sweep(
         cases = plan.cases()
     except ValueError as error:
         fail(str(error))
-    path = out or default_path(name, plan)
+    path = out or default_path(name, plan, fp32_precision)
     writer = ResultsWriter(path)
-    writer.write_header({**environment(device), "preset": name, "cells": len(cases)})
+    header = environment(device)
+    try:
+        check_resume(writer.done.values(), header)
+    except ValueError as error:
+        fail(f"{path}: {error}")
+    writer.write_header({**header, "preset": name, "cells": len(cases)})
     screen = console()
     resumed = sum(case.key in writer.done for case in cases)
     screen.print(f"{len(cases)} cells -> {path}" + (f" ({resumed} already done, resuming)" if resumed else ""))
@@ -105,9 +113,12 @@ def _numbers(text: str | None, kind: type) -> tuple | None:
         fail(f"expected comma-separated {kind.__name__} values, got {text!r}")
 
 
-def default_path(preset_name: str, plan: Sweep) -> Path:
-    """Same command on the same machine -> same file, so re-running it resumes the sweep."""
-    grid = repr(sorted(case.key for case in plan.cases())).encode()
+def default_path(preset_name: str, plan: Sweep, fp32_precision: str | None = None) -> Path:
+    """Same command on the same machine -> same file, so re-running it resumes the sweep.
+
+    A set ``--fp32-precision`` joins the hash: another precision is another file."""
+    grid = repr(sorted(case.key for case in plan.cases())) + (f"-{fp32_precision}" if fp32_precision else "")
+    grid = grid.encode()
     digest = hashlib.sha1(grid).hexdigest()[:8]
     device = plan.device.replace(":", "")
     return RESULTS_DIR / f"{preset_name}-{device}-{socket.gethostname()}-{digest}.jsonl"

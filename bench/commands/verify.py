@@ -1,16 +1,16 @@
-"""``bench verify``: numerical parity of every mixer's kernels, as a table."""
+"""``bench verify``: numerical parity of every mixer's kernels, one line per check as it finishes."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 import mixers
 from bench.cases import dtype_name
-from bench.commands.options import Device, check_device, fail, split_list
+from bench.commands.options import Device, Fp32Precision, check_device, fail, set_precision, split_list
 from bench.commands.tables import console
 
 
@@ -24,13 +24,22 @@ def verify(
     dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16.")] = "fp32",
     interpret: Annotated[bool, typer.Option(help="On CPU, run fla's Triton kernels under Triton's "
                                             "interpreter (slow: seconds per mixer).")] = True,
+    out: Annotated[Path | None, typer.Option(help="Also write the checks as JSON lines: a header (device, "
+                                             "versions, precision), then one line per check.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Start no check after this many seconds; list "
+                                                     "the checks that did not run.")] = None,
+    fp32_precision: Fp32Precision = None,
 ) -> None:
     """Compare each mixer's kernels on one set of weights: max abs error of output and input gradient.
 
     On a GPU: torch twin vs fla for every mixer. On CPU: twin vs fla's reference ops, and twin vs fla's
-    own kernels under Triton's interpreter.
+    own kernels under Triton's interpreter. fp32 pairs are judged at the precision in force (IEEE 1e-4,
+    TF32 5e-3 of the output scale).
+
+    Example: bench verify --device cuda --mixers kda,retnet --out verify.jsonl --time-limit 600
     """
     device = check_device(device)
+    set_precision(fp32_precision, device)
     try:
         dtype = dtype_name(dtype)
         # every registered mixer, fla-only ones included: their rows say they have no twin
@@ -40,20 +49,26 @@ def verify(
         frame_counts = [int(n) for n in lengths.split(",")]
     except ValueError as error:
         fail(str(error))
+    if time_limit is not None and time_limit <= 0:
+        fail(f"--time-limit must be positive, got {time_limit:g}")
     if device == "cpu" and interpret:
         _interpret_triton()
-    from bench.verify import verify as run
+    from bench.sysinfo import environment
+    from bench.verify import plan
+    from bench.verify_output import ChecksFile, stream, summary
 
-    checks = run(names, frame_counts, hidden, heads, device, dtype)
-    table = Table(title=f"bench verify on {device} ({dtype}, hidden {hidden}, {heads} heads)")
-    for column in ("mixer", "kernel vs reference", "length", "max abs err", "grad max abs err", "ref scale",
-                   "pass"):
-        table.add_column(column)
-    for c in checks:
-        verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: c.note}[c.passed]
-        table.add_row(c.mixer, f"{c.kernel} vs {c.reference}", str(c.length or ""), _e(c.max_abs),
-                      _e(c.grad_max_abs), _e(c.scale), verdict)
-    console().print(table)
+    header = environment(device)
+    screen = console()
+    screen.print(f"bench verify on {device} ({header['device_name']}): {dtype}, hidden {hidden}, {heads} heads\n"
+                 f"fp32 matmuls: PyTorch {header['fp32_precision_torch']}, Triton "
+                 f"{header['fp32_precision_triton'] or 'not used'}; fp32 tolerance 1e-4 (IEEE), 5e-3 (TF32)",
+                 highlight=False)
+    planned = plan(names, frame_counts, device)
+    settings = dict(dtype=dtype, hidden=hidden, heads=heads, lengths=frame_counts, mixers=names,
+                    time_limit_s=time_limit, planned=len(planned))
+    writer = ChecksFile(out, {**header, **settings}) if out is not None else None
+    checks, left = stream(planned, hidden, heads, device, dtype, screen, writer, time_limit)
+    screen.print(summary(checks, left, time_limit), highlight=False)
     if any(c.passed is False for c in checks):
         raise typer.Exit(1)
 
@@ -68,7 +83,3 @@ def _interpret_triton() -> None:
     from bench.interpreter import enable
 
     enable()
-
-
-def _e(value: float | None) -> str:
-    return "" if value is None else f"{value:.2e}"

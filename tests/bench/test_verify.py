@@ -49,7 +49,7 @@ def test_fla_only_mixer_gets_a_row_saying_so():
 
 def test_default_mixer_list_includes_fla_only_mixers(monkeypatch):
     seen = []
-    monkeypatch.setattr("bench.verify.verify", lambda names, *a, **k: seen.extend(names) or [])
+    monkeypatch.setattr("bench.verify.plan", lambda names, *a, **k: seen.extend(names) or [])
     result = CliRunner().invoke(app, ["verify", "--no-interpret"])
     assert result.exit_code == 0, result.output
     assert seen == mixers.names(include_fla_only=True) and "rwkv7" in seen
