@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from bench import energy
+
 
 def free_memory_bytes(device: str) -> int | None:
     """Memory a cell may still allocate on ``device``; None when it cannot be told."""
@@ -105,4 +107,5 @@ def environment(device: str) -> dict:
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
         "git_commit": git_commit(),
         "nvml": nvml_readings(device),
+        "energy": energy.header(device),
     }

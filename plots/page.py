@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from plots.energy import describe_header
 from plots.figures import all_figures
 from plots.load import load_cells, load_headers
 from plots.summary import cells_display, crossovers_display, device_groups, scaling_display, sections
@@ -59,7 +60,8 @@ def html_page(paths: list[Path], paper: bool = False, log: bool = False, seconds
 def _runs(paths: list[Path]) -> pd.DataFrame:
     rows = []
     for header in load_headers(*paths):
-        rows.append({"file": Path(header["source"]).name, **{f: header.get(f, "") for f in RUN_FIELDS}})
+        rows.append({"file": Path(header["source"]).name, **{f: header.get(f, "") for f in RUN_FIELDS},
+                     "energy": describe_header(header.get("energy"))})
     return pd.DataFrame(rows)
 
 
