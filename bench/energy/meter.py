@@ -35,10 +35,10 @@ def open_meter(device: str) -> tuple[Meter | None, str | None]:
         counter, reason = None, f"no energy counter is known for {kind.type} devices"
     if counter is None:
         return None, reason
-    period = window.update_period(counter.read_j)
+    period, read_s = window.update_period(counter.read_j)
     if period is None:
         return None, f"the {counter.source} counter did not change within {window.STALL_S:g} s while idle"
-    return Meter(counter, period), None
+    return Meter(counter, period, read_s), None
 
 
 def header(device: str) -> dict:
@@ -47,6 +47,7 @@ def header(device: str) -> dict:
     if meter is None:
         return {"source": None, "reason": reason}
     return {"source": meter.counter.source, "scope": meter.counter.scope, "update_period_s": meter.period_s,
+            "read_s": meter.read_s,
             "window": f"repeated calls after the timed ones, at least {window.PERIODS} update periods and "
                       f"{window.MIN_WINDOW_S:g} s, both ends on a counter change"}
 
@@ -57,11 +58,17 @@ def row_fields(call: Callable[[], object], device: str | torch.device, median_ms
     empty = dict.fromkeys(FIELDS)
     if meter is None:
         return empty
-    device = torch.device(device)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    mark = _cuda_mark if torch.device(device).type == "cuda" else window.synchronous
     try:
-        reading = window.measure(call, meter, median_ms / 1e3, sync)
+        reading = window.measure(call, meter, median_ms / 1e3, mark)
     except CounterStalled as error:
         return {**empty, "energy_source": meter.counter.source, "energy_note": str(error)}
     return {**empty, "energy_source": meter.counter.source, "energy_j_per_call": reading.joules_per_call,
             "power_w_mean": reading.watts, "energy_window_s": reading.window_s, "energy_calls": reading.calls}
+
+
+def _cuda_mark() -> Callable[[], None]:
+    """An event after the work queued so far on the current stream; waiting on it waits for that work."""
+    event = torch.cuda.Event()
+    event.record()
+    return event.synchronize

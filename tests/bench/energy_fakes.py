@@ -1,15 +1,18 @@
-"""A simulated device for the energy tests: a clock, a power draw, and counters that move in steps.
+"""A simulated device for the energy tests: a host clock, a power draw, and counters that move in steps.
 
-Time advances only when something happens: a call (``call_s``), a counter read (``read_s``, so a
-loop that polls a counter always gets somewhere), or a sync. Energy accrues at ``watts`` while
-calls run and at ``idle_watts`` otherwise; a counter shows the energy at its last update, one every
-``period_s``, as NVML's and RAPL's counters do.
+Host time advances only when something happens on the host: a synchronous call (``call_s``), a
+counter read (``read_s``, so a loop that polls a counter always gets somewhere), or waiting for
+queued work. An ``asynchronous`` device (as CUDA) queues calls and runs them back to back while the
+host goes on, and idles when its queue is empty. It draws ``watts`` while a call runs and
+``idle_watts`` otherwise; its counter shows the energy at its last update, one every ``period_s``,
+as NVML's and RAPL's counters do.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -19,30 +22,38 @@ class Device:
     call_s: float = 2e-3
     period_s: float = 20e-3
     read_s: float = 20e-6
-    t: float = 0.0
-    joules: float = 0.0
-    calls: int = 0
+    asynchronous: bool = False
     stalled: bool = False
-    shown: float = 0.0
-
-    def _advance(self, seconds: float, watts: float) -> None:
-        end = self.t + seconds
-        update = math.floor(end / self.period_s) * self.period_s
-        if update > self.t:  # the counter updated during this step: it now shows the energy at ``update``
-            self.shown = self.joules + (update - self.t) * watts
-        self.t, self.joules = end, self.joules + seconds * watts
+    t: float = 0.0
+    free_at: float = 0.0
+    busy: list[tuple[float, float]] = field(default_factory=list)
 
     def call(self) -> None:
-        self._advance(self.call_s, self.watts)
-        self.calls += 1
+        start = max(self.t, self.free_at)
+        self.free_at = start + self.call_s
+        self.busy.append((start, self.free_at))
+        if not self.asynchronous:
+            self.t = self.free_at
+
+    def mark(self) -> Callable[[], None]:
+        until = self.free_at
+
+        def wait() -> None:
+            self.t = max(self.t, until)
+
+        return wait
 
     def clock(self) -> float:
         return self.t
 
+    def energy_at(self, when: float) -> float:
+        running = sum(max(0.0, min(end, when) - start) for start, end in self.busy)
+        return self.idle_watts * when + (self.watts - self.idle_watts) * running
+
     def counter_j(self) -> float:
         """The energy at the counter's last update, as a read now would show it."""
-        self._advance(self.read_s, self.idle_watts)
-        return 0.0 if self.stalled else self.shown
+        self.t += self.read_s
+        return 0.0 if self.stalled else self.energy_at(math.floor(self.t / self.period_s) * self.period_s)
 
 
 class FakeCounter:
