@@ -53,6 +53,15 @@ class Row:
     peak_bytes: int | None = None
     peak_above_bytes: int | None = None
     memory_method: str | None = None
+    energy_source: str | None = None
+    """Where the energy fields come from: ``nvml`` (GPU board), ``rapl`` (CPU packages), null (none; the
+    header's ``energy`` entry says why). See ``bench.energy``."""
+    energy_j_per_call: float | None = None
+    power_w_mean: float | None = None
+    energy_window_s: float | None = None
+    energy_calls: int | None = None
+    energy_note: str | None = None
+    """Why a cell measured with a counter has no energy reading (the counter stalled)."""
     predicted_activation_bytes: int | None = None
     predicted_flops: float | None = None
     predicted_state_bytes: int | None = None

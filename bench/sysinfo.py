@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench import precision
+from bench import energy, precision
 from bench.identity import code_identity
 
 
@@ -99,4 +99,5 @@ def environment(device: str) -> dict:
         **code_identity(),  # mixbench_version, git_commit, git_dirty, source_sha256
         "nvml": nvml_readings(device),
         **precision.fields(device),
+        "energy": energy.header(device),
     }

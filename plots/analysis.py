@@ -147,7 +147,8 @@ def cell_table(cells: pd.DataFrame) -> pd.DataFrame:
                                zip(table["predicted_flops"], table["median_ms"], table["status"])]
     columns = CONFIG + ["label", "style_key", "seconds", "frames", "status", "median_ms", "p20_ms", "p80_ms",
                         "min_ms", "n", "peak_bytes", "peak_above_bytes", "predicted_activation_bytes",
-                        "memory_ratio", "predicted_flops", "achieved_flops", "message"]
+                        "memory_ratio", "predicted_flops", "achieved_flops", "energy_j_per_call", "power_w_mean",
+                        "energy_source", "message"]
     return table.reindex(columns=columns).sort_values(CONFIG + ["label", "seconds"], kind="stable")
 
 

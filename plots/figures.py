@@ -2,6 +2,7 @@
 
 - ``figure2[-settings]``: Figure 2, one per settings combination (dtype, batch, width, heads, mode).
 - ``cost_model[-settings]``: the cost-model check.
+- ``energy[-settings]``: joules per call and mean power, when cells carry energy readings.
 - ``accuracy_latency[-settings]``: when the files hold accuracy rows that match measured cells.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from plots.costmodel import cost_model_figure
+from plots.energy import energy_figure, has_energy
 from plots.figure2 import figure2
 from plots.load import by_settings, load_accuracy, load_cells, load_paper_points
 from plots.tradeoff import accuracy_latency_figure
@@ -27,6 +29,8 @@ def all_figures(paths: list[Path], paper: bool = False, log: bool = False, secon
         yield f"figure2{suffix}", figure2(group, paper=points, log=log)
         if group["predicted_activation_bytes"].notna().any():
             yield f"cost_model{suffix}", cost_model_figure(group)
+        if has_energy(group):
+            yield f"energy{suffix}", energy_figure(group, log=log)
         if not accuracy.empty and _matches(group, accuracy):
             yield f"accuracy_latency{suffix}", accuracy_latency_figure(group, accuracy, seconds, split, corpus,
                                                                             encoder)

@@ -25,7 +25,7 @@ CONFIG = ["source", "device_name", *SETTINGS]
 """Columns that fix one benchmark configuration (``source``: the run): a fit or a crossover never mixes them."""
 
 NUMERIC = ("median_ms", "p20_ms", "p80_ms", "min_ms", "peak_bytes", "peak_above_bytes",
-           "predicted_activation_bytes", "predicted_flops", "weight_bytes")
+           "predicted_activation_bytes", "predicted_flops", "weight_bytes", "energy_j_per_call", "power_w_mean")
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 PAPER_POINTS = REFERENCE_DIR / "paper_figure2_points.csv"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.provenance import code_identity_lines
+from plots.energy import describe_header
 from plots.figures import all_figures
 from plots.load import load_cells, load_headers
 from plots.notes import html_notes
@@ -66,7 +67,7 @@ def _runs(paths: list[Path]) -> pd.DataFrame:
     codes = [line.removeprefix(f"{path}: ") for path, (line, _) in zip(paths, code_identity_lines(list(paths)))]
     for header, code in zip(load_headers(*paths), codes):
         rows.append({"file": Path(header["source"]).name, **{f: header.get(f, "") for f in RUN_FIELDS},
-                     "code": code})
+                     "code": code, "energy": describe_header(header.get("energy"))})
     return pd.DataFrame(rows)
 
 

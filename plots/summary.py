@@ -55,9 +55,11 @@ def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
             "predicted MiB": mib(row.get("predicted_activation_bytes")),
             "measured/predicted": "" if ratio is None else f"{ratio:.2f}",
             "GFLOP/s": "" if flops is None else significant(flops / 1e9),
+            "J/call": ms(row.get("energy_j_per_call")),
         })
     return pd.DataFrame(rows, columns=["mixer", "seconds", "frames", "dtype", "status", "median ms", "p20-p80 ms",
-                                       "peak MiB", "above MiB", "predicted MiB", "measured/predicted", "GFLOP/s"])
+                                       "peak MiB", "above MiB", "predicted MiB", "measured/predicted", "GFLOP/s",
+                                       "J/call"])
 
 
 def scaling_display(table: pd.DataFrame) -> pd.DataFrame:
