@@ -102,7 +102,7 @@ def with_energy(tmp_path):
 def _invoke(*args) -> str:
     result = runner.invoke(app, list(map(str, args)))
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # stderr names each file's code (bench.provenance)
 
 
 def test_report_gives_joules_per_call_in_every_format(with_energy):
