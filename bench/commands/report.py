@@ -25,6 +25,9 @@ Paper = Annotated[bool, typer.Option(help="Overlay the paper's stated Figure 2 p
 LogAxes = Annotated[bool, typer.Option("--log", help="Figure 2 on log-log axes (power laws become lines).")]
 
 
+FIRST_CALLS_TITLE = "First call per file: compiling and autotuning, before any timed call"
+
+
 class Format(StrEnum):
     table = "table"
     csv = "csv"
@@ -36,6 +39,7 @@ class Section(StrEnum):
     cells = "cells"
     scaling = "scaling"
     crossovers = "crossovers"
+    first_calls = "first_calls"
 
 
 def report(
@@ -49,7 +53,7 @@ def report(
     at_seconds: Seconds = None,
     split: Split = None,
 ) -> None:
-    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA.
+    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA, first calls.
 
     Example: bench report results/quick-cpu-*.jsonl --html report.html
     """
@@ -77,6 +81,7 @@ def report(
 
 
 def _rich(cells, tables, section) -> None:
+    from plots.firstcall import first_calls_display
     from plots.summary import cells_display, crossovers_display, device_groups, scaling_display
 
     screen = console()
@@ -90,6 +95,8 @@ def _rich(cells, tables, section) -> None:
     if len(tables["crossovers"]):
         screen.print(frame_table(crossovers_display(tables["crossovers"]),
                                  title="Crossovers: where each efficient mixer becomes faster than SA"))
+    if len(tables["first_calls"]):
+        screen.print(frame_table(first_calls_display(tables["first_calls"]), title=FIRST_CALLS_TITLE))
 
 
 def _csv(cells, tables, section) -> None:
@@ -103,6 +110,7 @@ def _json(cells, tables, section) -> None:
 
 
 def _markdown(cells, tables, section) -> None:
+    from plots.firstcall import first_calls_display
     from plots.summary import cells_display, crossovers_display, device_groups, markdown, scaling_display
 
     parts = []
@@ -113,4 +121,6 @@ def _markdown(cells, tables, section) -> None:
     if len(tables["crossovers"]):
         parts += ["### Crossovers against softmax attention", "", markdown(crossovers_display(tables["crossovers"])),
                   ""]
+    if len(tables["first_calls"]):
+        parts += [f"### {FIRST_CALLS_TITLE}", "", markdown(first_calls_display(tables["first_calls"])), ""]
     print("\n".join(parts))
