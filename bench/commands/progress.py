@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from rich.progress import ProgressColumn, Task
+from rich.table import Column
 from rich.text import Text
 
 from bench.cases import Case
@@ -18,17 +19,25 @@ from bench.phase import PhaseEvent
 def phase_label(case: Case, event: PhaseEvent, first: bool) -> str:
     """What the display says during the phase; ``first``: the worker has not run this series yet."""
     if first:
-        return f"{case.spec}: {event.name} (compiling, autotuning)"
+        # fla's Triton kernels and torch.compile compile (and fla autotunes) in the first call.
+        compiles = case.kernel == "fla" or case.compile
+        return f"{case.spec}: {event.name}" + (" (compiling, autotuning)" if compiles else "")
     return f"{case.spec} {case.seconds:g} s: warm-up call"
 
 
 class PhaseColumn(ProgressColumn):
-    """The running phase of the task (``phase`` and ``phase_started`` fields) and its seconds so far."""
+    """The running phase (``phase``, ``phase_started`` fields) and its seconds so far; else the description.
+
+    It takes the description's place, the first column, so a narrow terminal still shows it whole.
+    """
+
+    def __init__(self):
+        super().__init__(table_column=Column(no_wrap=True, overflow="ellipsis"))
 
     def render(self, task: Task) -> Text:
         label = task.fields.get("phase")
         if not label:
-            return Text("")
+            return Text(task.description)
         seconds = time.monotonic() - task.fields["phase_started"]
         return Text(f"{label} {seconds:.0f} s", style="yellow")
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from bench.cases import PRESETS, Case, Sweep, preset
 from bench.commands import anytime
@@ -103,8 +103,7 @@ def sweep(
 
 def _run_with_progress(plan: Sweep, writer: ResultsWriter, cases: list[Case], isolate: bool,
                        screen: Console, box: TimeBox | None) -> list[Outcome]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               PhaseColumn())
+    columns = (PhaseColumn(), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=screen, transient=False) as progress:
         task = progress.add_task("sweep", total=len(cases))
 
