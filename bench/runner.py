@@ -5,23 +5,31 @@ exceeds its timeout gets its worker killed and a ``timeout`` row; a worker kille
 OOM killer (SIGKILL) gives an ``oom`` row; any other death an ``error`` row. The sweep goes on
 with a fresh worker. Cells already in the results file are not run again, so re-running the same
 command after an interruption (``kill -9`` included) completes the sweep with one row per cell.
+
+A time box (``bench.deadline``) decides which cells still fit before a deadline; the worker tells
+the parent when a cell's first call starts and ends (``bench.phase``), for the live display.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import precision
 from bench.cases import Case, Sweep
+from bench.deadline import TimeBox
 from bench.measure import classify_failure, measure_cell, one_line, prediction_fields
 from bench.modes.cell import needed_bytes, predict
+from bench.order import series_key
+from bench.phase import PhaseEvent, watching
 from bench.results import ResultsWriter, Row
 from bench.sysinfo import free_memory_bytes
 
 Measure = Callable[[Case, int, float], Row]
+PhaseCallback = Callable[[Case, PhaseEvent, bool], None]
 STARTUP_TIMEOUT_S = 300
 
 
@@ -39,31 +47,62 @@ def run_sweep(
     measure: Measure = measure_cell,
     isolate: bool = True,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    cases: list[Case] | None = None,
+    timebox: TimeBox | None = None,
+    on_phase: PhaseCallback = lambda case, event, first: None,
 ) -> list[Outcome]:
-    """Run every case of ``sweep`` not yet in ``writer``'s file; return one outcome per case."""
-    cases = sweep.cases()
+    """Run every case not yet in ``writer``'s file; return one outcome per case run or resumed.
+
+    ``cases``: the cells and their order (default ``sweep.cases()``). ``timebox``: start only cells
+    forecast to end before its deadline, cut the last one there (no row: a rerun measures it).
+    ``on_phase(case, event, first)``: a phase of the running cell began or ended (``bench.phase``);
+    ``first`` when the worker process had not run the cell's series before.
+    """
+    cases = sweep.cases() if cases is None else cases
     outcomes = []
-    pool = _Worker(measure) if isolate else None
+    pool = _Worker(measure) if isolate else _InProcess(measure)
     try:
         for case in cases:
             if case.key in writer.done:
                 outcome = Outcome(case, writer.done[case.key], resumed=True)
+                _learn(timebox, case, outcome.row, first=_first_in_file(case, outcomes))
             else:
-                row = _skip_if_too_big(case) or _run(case, sweep, measure, pool)
+                warm = series_key(case) in pool.warm
+                if timebox is not None and not timebox.admits(case, warm, pool.start_cost()):
+                    continue  # forecast to end after the deadline: left for the next run
+                row = _skip_if_too_big(case) or _run(case, sweep, pool, timebox, on_phase)
+                if row is None:
+                    break  # cut by the deadline: no row, the same command measures it next time
                 writer.write_row(precision.stamp(row, case.device))
                 outcome = Outcome(case, writer.done[case.key], resumed=False)
+                _learn(timebox, case, outcome.row, first=not warm)
             outcomes.append(outcome)
             on_outcome(outcome)
     finally:
-        if pool is not None:
-            pool.close()
+        pool.close()
     return outcomes
 
 
-def _run(case: Case, sweep: Sweep, measure: Measure, pool: _Worker | None) -> Row:
-    if pool is None:
-        return _guarded(measure, case, sweep.min_reps, sweep.budget_s)
-    return pool.run(case, sweep.min_reps, sweep.budget_s, sweep.timeout_s)
+def _run(case: Case, sweep: Sweep, pool: _Worker | _InProcess, timebox: TimeBox | None,
+         on_phase: PhaseCallback) -> Row | None:
+    """The cell's row; None when the time box's deadline stopped it."""
+    pool.ensure_started()
+    timeout_s, capped = (sweep.timeout_s, False) if timebox is None else timebox.cap(sweep.timeout_s)
+    first = series_key(case) not in pool.warm
+    row = pool.run(case, sweep.min_reps, sweep.budget_s, timeout_s, lambda event: on_phase(case, event, first))
+    if row is not None or capped:
+        return row
+    return Row.for_case(case, "timeout", message=f"no result within {timeout_s:g} s")
+
+
+def _learn(timebox: TimeBox | None, case: Case, row: dict, first: bool) -> None:
+    if timebox is not None:
+        timebox.forecast.record(case, row, first)
+
+
+def _first_in_file(case: Case, earlier: list[Outcome]) -> bool:
+    """Whether no earlier resumed cell of ``case``'s series came before it (it paid the first call)."""
+    return all(series_key(o.case) != series_key(case) for o in earlier)
 
 
 def _skip_if_too_big(case: Case) -> Row | None:
@@ -80,6 +119,30 @@ def _skip_if_too_big(case: Case) -> Row | None:
     )
 
 
+class _InProcess:
+    """Cells measured in this process (``--no-isolate``): no timeouts, no protection from crashes."""
+
+    def __init__(self, measure: Measure):
+        self.measure = measure
+        self.warm: set[tuple] = set()
+
+    def start_cost(self) -> float:
+        return 0.0
+
+    def ensure_started(self) -> None:
+        pass
+
+    def run(self, case: Case, min_reps: int, budget_s: float, timeout_s: float,
+            on_phase: Callable[[PhaseEvent], None]) -> Row:
+        with watching(lambda name, started: on_phase(PhaseEvent(name, started))):
+            row = _guarded(self.measure, case, min_reps, budget_s)
+        self.warm.add(series_key(case))
+        return row
+
+    def close(self) -> None:
+        pass
+
+
 class _Worker:
     """A spawned process that measures cells sent to it; replaced whenever it dies or hangs."""
 
@@ -88,26 +151,48 @@ class _Worker:
         self.context = mp.get_context("spawn")
         self.process = None
         self.conn = None
+        self.warm: set[tuple] = set()
+        """Series this worker process has run (their first call is paid)."""
+        self.started_s: float | None = None
+        """How long the last start took (importing torch): what a restart will cost."""
+
+    def start_cost(self) -> float:
+        alive = self.process is not None and self.process.is_alive()
+        return 0.0 if alive else (self.started_s or 0.0)
+
+    def ensure_started(self) -> None:
+        if self.process is None or not self.process.is_alive():
+            self._start()
 
     def _start(self) -> None:
+        began = time.monotonic()
         parent, child = self.context.Pipe()
         self.process = self.context.Process(target=_serve, args=(child, self.measure), daemon=True)
         self.process.start()
         child.close()
         self.conn = parent
+        self.warm = set()
         # Start-up (importing torch) is not the cell's time: wait for the worker before the clock starts.
         if not parent.poll(STARTUP_TIMEOUT_S) or parent.recv() != "ready":
             raise RuntimeError(f"benchmark worker did not start within {STARTUP_TIMEOUT_S} s")
+        self.started_s = time.monotonic() - began
 
-    def run(self, case: Case, min_reps: int, budget_s: float, timeout_s: float) -> Row:
-        if self.process is None or not self.process.is_alive():
-            self._start()
+    def run(self, case: Case, min_reps: int, budget_s: float, timeout_s: float,
+            on_phase: Callable[[PhaseEvent], None]) -> Row | None:
+        """The cell's row, or None (worker killed) when none came within ``timeout_s``."""
+        self.ensure_started()
+        deadline = time.monotonic() + timeout_s
         try:
             self.conn.send((case, min_reps, budget_s))
-            if self.conn.poll(timeout_s):
-                return self.conn.recv()
+            while self.conn.poll(max(0.0, deadline - time.monotonic())):
+                message = self.conn.recv()
+                if isinstance(message, PhaseEvent):
+                    on_phase(message)
+                    continue
+                self.warm.add(series_key(case))
+                return message
             self._kill()
-            return Row.for_case(case, "timeout", message=f"no result within {timeout_s:g} s")
+            return None
         except (EOFError, BrokenPipeError, ConnectionResetError):
             self.process.join(5)
             code = self.process.exitcode
@@ -140,7 +225,9 @@ def _serve(conn, measure: Measure) -> None:
             return
         if job is None:
             return
-        conn.send(_guarded(measure, *job))
+        with watching(lambda name, started: conn.send(PhaseEvent(name, started))):
+            row = _guarded(measure, *job)
+        conn.send(row)
 
 
 def _guarded(measure: Measure, case: Case, min_reps: int, budget_s: float) -> Row:

@@ -78,6 +78,17 @@ def nvml_readings(device: str) -> dict | None:
         return {"error": str(error)}
 
 
+def triton_cache_dir() -> str:
+    """Where Triton keeps compiled kernels and, with fla's ``FLA_CACHE_RESULTS`` (on by default),
+    autotuning results: ``TRITON_CACHE_DIR``, else ``$TRITON_HOME/.triton/cache`` (home by default),
+    as Triton's ``knobs.cache.dir`` resolves it. Keeping it between jobs skips fla's autotuning."""
+    chosen = os.environ.get("TRITON_CACHE_DIR", "").strip()
+    if chosen:
+        return chosen
+    home = os.environ.get("TRITON_HOME", "").strip() or os.path.expanduser("~/")
+    return os.path.join(home, ".triton", "cache")
+
+
 def environment(device: str) -> dict:
     """Everything a reader needs to trust or reproduce a results file."""
     return {
@@ -97,6 +108,7 @@ def environment(device: str) -> dict:
         "numpy": package_version("numpy"),
         "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
         **code_identity(),  # mixbench_version, git_commit, git_dirty, source_sha256
+        "triton_cache_dir": triton_cache_dir(),
         "nvml": nvml_readings(device),
         **precision.fields(device),
         "energy": energy.header(device),

@@ -17,6 +17,7 @@ import pandas as pd
 from bench.provenance import code_identity_lines
 from plots.energy import describe_header
 from plots.figures import all_figures
+from plots.firstcall import first_calls_display
 from plots.load import load_cells, load_headers
 from plots.notes import html_notes
 from plots.precision import notes as precision_notes
@@ -53,6 +54,9 @@ def html_page(paths: list[Path], paper: bool = False, log: bool = False, seconds
     body += ["<h2>Crossovers against softmax attention</h2>",
              _table(crossovers_display(tables["crossovers"])) if len(tables["crossovers"])
              else _none("an efficient mixer and an SA kernel measured at the same lengths")]
+    if len(tables["first_calls"]):
+        body += ["<h2>First call per file (compiling, autotuning)</h2>",
+                 _table(first_calls_display(tables["first_calls"]))]
     body.append("<h2>Figures</h2>")
     for name, figure in all_figures(list(paths), paper=paper, log=log, seconds=seconds, split=split):
         body.append(f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{_png(figure)}'>"

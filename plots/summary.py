@@ -2,7 +2,8 @@
 Markdown, HTML), so every output of ``bench report`` shows the same columns and the same digits.
 
 Sections: ``cells`` (one row per cell, the cost-model check beside the measurement), ``scaling``
-(alpha, beta per series) and ``crossovers`` (efficient mixer against each SA kernel).
+(alpha, beta per series), ``crossovers`` (efficient mixer against each SA kernel) and
+``first_calls`` (each series' first call per file: compilation and autotuning, ``plots.firstcall``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import math
 import pandas as pd
 
 from plots.analysis import achieved_flops, cell_table, crossovers, describe_crossover, memory_ratio, scaling
+from plots.firstcall import first_calls
 
-SECTIONS = ("cells", "scaling", "crossovers")
+SECTIONS = ("cells", "scaling", "crossovers", "first_calls")
 MIB = 2**20
 
 
 def sections(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Numeric tables, one per section."""
-    return {"cells": cell_table(cells), "scaling": scaling(cells), "crossovers": crossovers(cells)}
+    return {"cells": cell_table(cells), "scaling": scaling(cells), "crossovers": crossovers(cells),
+            "first_calls": first_calls(cells)}
 
 
 def ms(value) -> str:

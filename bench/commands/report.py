@@ -26,6 +26,9 @@ Paper = Annotated[bool, typer.Option(help="Overlay the paper's stated Figure 2 p
 LogAxes = Annotated[bool, typer.Option("--log", help="Figure 2 on log-log axes (power laws become lines).")]
 
 
+FIRST_CALLS_TITLE = "First call per file: compiling and autotuning, before any timed call"
+
+
 class Format(StrEnum):
     table = "table"
     csv = "csv"
@@ -37,6 +40,7 @@ class Section(StrEnum):
     cells = "cells"
     scaling = "scaling"
     crossovers = "crossovers"
+    first_calls = "first_calls"
 
 
 def report(
@@ -50,8 +54,8 @@ def report(
     at_seconds: Seconds = None,
     split: Split = None,
 ) -> None:
-    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA. Each file's
-    code (and whether its rows come from different code) is named on stderr.
+    """Tables of results files: every cell, alpha/beta scaling exponents, crossovers against SA, first calls.
+    Each file's code (and whether its rows come from different code) is named on stderr.
 
     Example: bench report results/quick-cpu-*.jsonl --html report.html
     """
@@ -80,6 +84,7 @@ def report(
 
 
 def _rich(cells, tables, section) -> None:
+    from plots.firstcall import first_calls_display
     from plots.precision import notes
     from plots.summary import cells_display, crossovers_display, device_groups, scaling_display
 
@@ -97,6 +102,8 @@ def _rich(cells, tables, section) -> None:
     if len(tables["crossovers"]):
         screen.print(frame_table(crossovers_display(tables["crossovers"]),
                                  title="Crossovers: where each efficient mixer becomes faster than SA"))
+    if len(tables["first_calls"]):
+        screen.print(frame_table(first_calls_display(tables["first_calls"]), title=FIRST_CALLS_TITLE))
 
 
 def _csv(cells, tables, section) -> None:
@@ -110,6 +117,7 @@ def _json(cells, tables, section) -> None:
 
 
 def _markdown(cells, tables, section) -> None:
+    from plots.firstcall import first_calls_display
     from plots.notes import markdown_notes
     from plots.precision import notes
     from plots.summary import cells_display, crossovers_display, device_groups, markdown, scaling_display
@@ -123,4 +131,6 @@ def _markdown(cells, tables, section) -> None:
     if len(tables["crossovers"]):
         parts += ["### Crossovers against softmax attention", "", markdown(crossovers_display(tables["crossovers"])),
                   ""]
+    if len(tables["first_calls"]):
+        parts += [f"### {FIRST_CALLS_TITLE}", "", markdown(first_calls_display(tables["first_calls"])), ""]
     print("\n".join(parts))

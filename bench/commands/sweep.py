@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from bench.cases import PRESETS, Sweep, preset
+from bench.cases import PRESETS, Case, Sweep, preset
+from bench.commands import anytime
 from bench.commands.options import Device, Fp32Precision, check_device, fail, set_precision, split_list
+from bench.commands.progress import PhaseColumn, phase_fields
 from bench.commands.tables import console, rows_table
+from bench.deadline import TimeBox
+from bench.phase import PhaseEvent
 from bench.precision import check_resume
 from bench.results import ResultsWriter
 from bench.runner import Outcome, run_sweep
+from bench.shard import parse_shard
 from bench.sysinfo import environment
 
 RESULTS_DIR = Path("results")
@@ -54,12 +60,20 @@ def sweep(
                                                 "(default: none; the other mixers are causal by "
                                                 "construction).")] = None,
     fp32_precision: Fp32Precision = None,
+    time_limit: Annotated[float | None, typer.Option(help="Stop within SECONDS: every mixer's shortest and "
+                                                     "longest lengths first, then the lengths between; "
+                                                     "run again to continue.")] = None,
+    shard_text: Annotated[str | None, typer.Option("--shard", help="K/N: every N-th cell from cell K "
+                                                   "(K from 0, as SLURM's --array=0-(N-1)), in its own "
+                                                   "file.")] = None,
 ) -> None:
     """Measure latency and peak memory of each mixer alone, at batch 1, over audio lengths.
 
     Example: bench sweep --preset quick --mixers sa:naive,sa:sdpa --seconds 10,50
     Example: bench sweep --mode forward,train --optimizer-step --bidirectional --combine concat
+    Example: bench sweep --preset paper --time-limit 840 --shard $SLURM_ARRAY_TASK_ID/4
     """
+    box_started = time.monotonic()
     device = check_device(device)
     fp32_precision = set_precision(fp32_precision, device)
     name = preset_name or ("paper" if device.startswith("cuda") else "quick")
@@ -71,36 +85,45 @@ def sweep(
             compile=compile_mixer or None, cuda_graphs=cuda_graphs or None, bidirectional=bidirectional or None,
             combine=combine, causal=causal,
         )
-        cases = plan.cases()
+        shard = parse_shard(shard_text) if shard_text is not None else None
+        box = anytime.time_box(time_limit, plan, started=box_started)
+        cases = anytime.arrange(plan.cases(), shard, time_limit)
     except ValueError as error:
         fail(str(error))
-    path = out or default_path(name, plan, fp32_precision)
+    path = out or anytime.shard_path(default_path(name, plan, fp32_precision), shard)
     writer = ResultsWriter(path)
     header = environment(device)
     try:
         check_resume(writer.done.values(), header)
     except ValueError as error:
         fail(f"{path}: {error}")
-    writer.write_header({**header, "preset": name, "cells": len(cases)})
+    writer.write_header({**header, "preset": name, "cells": len(cases), **anytime.header_fields(shard, time_limit)})
     screen = console()
     resumed = sum(case.key in writer.done for case in cases)
     screen.print(f"{len(cases)} cells -> {path}" + (f" ({resumed} already done, resuming)" if resumed else ""))
-    outcomes = _run_with_progress(plan, writer, len(cases), isolate, screen)
+    outcomes = _run_with_progress(plan, writer, cases, isolate, screen, box)
     screen.print(rows_table([o.row for o in outcomes], title=f"bench sweep: {name} on {device}"))
+    done = sum(case.key in writer.done for case in cases)
+    if box is not None and (line := anytime.stop_line(done, len(cases), box.elapsed())):
+        screen.print(line)
 
 
-def _run_with_progress(plan: Sweep, writer: ResultsWriter, total: int, isolate: bool,
-                       screen: Console) -> list[Outcome]:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+def _run_with_progress(plan: Sweep, writer: ResultsWriter, cases: list[Case], isolate: bool,
+                       screen: Console, box: TimeBox | None) -> list[Outcome]:
+    columns = (PhaseColumn(), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=screen, transient=False) as progress:
-        task = progress.add_task("sweep", total=total)
+        task = progress.add_task("sweep", total=len(cases))
 
         def advance(outcome: Outcome) -> None:
             row = outcome.row
             note = "resumed" if outcome.resumed else row["status"]
             progress.update(task, advance=1, description=f"{outcome.case.id} [{note}]")
 
-        return run_sweep(plan, writer, isolate=isolate, on_outcome=advance)
+        def show_phase(case: Case, event: PhaseEvent, first: bool) -> None:
+            progress.update(task, **phase_fields(case, event, first))
+
+        return run_sweep(plan, writer, isolate=isolate, on_outcome=advance, cases=cases, timebox=box,
+                         on_phase=show_phase)
 
 
 def _numbers(text: str | None, kind: type) -> tuple | None:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from bench.phase import FIRST_CALL, phase
+
 WARMUP_CALLS = 3
 
 
@@ -41,7 +43,7 @@ def captured(fn: Callable[[], object], device: torch.device,
     require_cuda(device)
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
+    with torch.cuda.stream(side), phase(FIRST_CALL):
         for _ in range(WARMUP_CALLS):
             fn()
     torch.cuda.current_stream(device).wait_stream(side)

@@ -50,7 +50,7 @@ def test_csv_section_and_json(results):
     crossings = pd.read_csv(io.StringIO(_report(results, "--format", "csv", "--section", "crossovers")))
     assert set(crossings["versus"]) == {"sa:sdpa", "sa:naive"}
     data = json.loads(_report(results, "--format", "json"))
-    assert set(data) == {"cells", "scaling", "crossovers"}
+    assert set(data) == {"cells", "scaling", "crossovers", "first_calls"}
     assert len(data["cells"]) == 16 and all(row["median_ms"] is None for row in data["cells"] if row["status"] != "ok")
 
 
