@@ -37,7 +37,7 @@ def test_report_prints_first_calls(tmp_path):
     path = _write(tmp_path / "a.jsonl", [("kda", "fla", 10, "ok", 37_000.0), ("kda", "fla", 400, "ok", 900.0)])
     result = CliRunner().invoke(app, ["report", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)["first_calls"]
+    rows = json.loads(result.stdout)["first_calls"]
     assert [(r["label"], r["first_call_s"]) for r in rows] == [("kda:fla", 37.0)]
     table = CliRunner().invoke(app, ["report", str(path)])
     assert "First call per file" in table.output and "37" in table.output
