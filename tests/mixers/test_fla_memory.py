@@ -72,3 +72,18 @@ def test_timeline_peak_follows_order_of_frees():
     a = fla_memory.timeline.Timeline().alloc(x=10, y=5).free("x").alloc(z=8)
     b = fla_memory.timeline.Timeline().alloc(x=10, y=5, z=8)
     assert (a.peak, b.peak) == (15, 23)
+
+
+def test_sweep_precheck_and_stored_prediction_use_the_kernels_own_model():
+    from bench.cases import Case
+    from bench.measure import prediction_fields
+    from bench.modes.cell import needed_bytes, predict
+
+    case = Case("retnet", "fla", 400.0, "fp32", 1, 1024, 4, "cuda")
+    cost = predict(case)
+    assert cost.activation_bytes == fla_memory.retnet(1, case.frames, 1024, 4, 4)
+    assert prediction_fields(cost)["predicted_activation_bytes"] == cost.activation_bytes
+    token = case.frames * 1024 * 4
+    assert needed_bytes(case, cost) == cost.weight_bytes + token + cost.activation_bytes
+    twin = predict(Case("retnet", "torch", 400.0, "fp32", 1, 1024, 4, "cuda"))
+    assert twin.activation_bytes < cost.activation_bytes / 5
