@@ -12,9 +12,9 @@ def fox(B: int, T: int, D: int, H: int, e: int) -> int:
     keeps no T x T block. No GPU row: on the H200 fla's kernel refuses head size 256 (it needs
     525,312 bytes of shared memory, the H200 has 232,448), so these cells end in ``error``."""
     tok = B * T
-    t = Timeline().alloc(q=tok * D * e, k=tok * D * e, v=tok * D * e, f=tok * H * e, f32=tok * H * 4)
-    t.alloc(f_log=tok * H * 4).free("f32").alloc(g_cum=tok * H * 4)
-    t.alloc(o=tok * D * e, lse=tok * H * 4, out=tok * D * e)
+    t = Timeline().alloc(q=tok * D * e, k=tok * D * e, v=tok * D * e, f=tok * H * e)
+    t.alloc(f32=tok * H * 4 if e < 4 else 0).free("f").alloc(f_log=tok * H * 4).free("f32")
+    t.alloc(g_cum=tok * H * 4, o=tok * D * e, lse=tok * H * 4).free("lse", "g_cum").alloc(out=tok * D * e)
     return t.peak
 
 
