@@ -29,10 +29,13 @@ the recurrence is a decay per head and step.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores import chunkwise_delta as delta_chunk
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
@@ -234,4 +237,14 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     # Training, elements per token fitted to the CPU probe and autograd's saved-tensor hooks
     # (fp32, 4,999 frames, 4 heads, widths 128 / 256 / 512 at expand 1, least squares within 3%).
     train = (28.92 * D + 363, 29.72 * D + 556)
-    return delta_cost(batch, length, D, H, KD // H, VD // H, W, n_in, 0, params, dtype_bytes, kernel, train)
+    cost = delta_cost(batch, length, D, H, KD // H, VD // H, W, n_in, 0, params, dtype_bytes, kernel, train)
+    if kernel != "fla":
+        return cost
+    return fla_delta_cost(cost, fla_memory.deltanet(batch, length, D, H, dtype_bytes, expand_k, expand_v),
+                          batch * (2 * KD + VD) * dtype_bytes)
+
+
+def fla_delta_cost(cost: Cost, activation: int, conv_column: int) -> Cost:
+    """``cost`` with fla's own activation model and one more convolution-cache column (fla's
+    short convolutions keep W inputs, the twins W - 1)."""
+    return dataclasses.replace(cost, activation_bytes=activation, state_bytes=cost.state_bytes + conv_column)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.blockwise_fox import BLOCK_K, BLOCK_Q, forgetting_attention
 from mixers.cost import Cost, fitted_train, linear_flops
 
@@ -131,8 +132,7 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         block = B * H * n * (3 * m + 2 * (D // H)) * 4 + B * (m + n) * D * 4
         activation = 4 * token_bytes + 4 * gate_bytes + block
     else:
-        # fla: q, k, v, o, fp32 gates, their cumulative sum and the log-sum-exp per row
-        activation = 4 * token_bytes + 3 * gate_bytes
+        activation = fla_memory.fox(B, T, D, H, dtype_bytes)
     # FoX's memory is unbounded: decoding caches every key, value and forget gate
     state = 2 * token_bytes + gate_bytes
     weights = (4 * D * D + D * H + H) * dtype_bytes

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cost import Cost
-from mixers.deltanet import SEGMENT, DeltaRuleTwin, _check_core, delta_cost
+from mixers.deltanet import SEGMENT, DeltaRuleTwin, _check_core, delta_cost, fla_delta_cost
 from mixers.gla import check_options
 from mixers.kda import ShortConvolution
 from mixers.retnet import GatedRMSNorm
@@ -125,4 +126,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     # the width): more than naive SA's 1.2 GB at that length, which tests/mixers/test_train_mode.py
     # assumes no twin reaches; left for the lead to decide.
     train = None
-    return delta_cost(batch, length, D, H, K, V, W, n_in, 0, params, dtype_bytes, kernel, train)
+    cost = delta_cost(batch, length, D, H, K, V, W, n_in, 0, params, dtype_bytes, kernel, train)
+    if kernel != "fla":
+        return cost
+    return fla_delta_cost(cost, fla_memory.gated_deltanet(batch, length, D, H, dtype_bytes, K, expand_v),
+                          batch * (2 * KD + VD) * dtype_bytes)

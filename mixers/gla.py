@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
@@ -146,6 +147,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         core = B * H * (2.0 * T * min(C, T) * (K + V) + 4.0 * T * K * V + 6.0 * T * K)
     weights = D * (2 * KD + 2 * VD + R) + R * KD + KD + VD * D + V
     activation = gla_twin_activation(B, T, D, KD, VD, H, 2 * KD + VD + R, SEGMENT, e)
+    if kernel == "fla":
+        activation = fla_memory.gla(B, T, D, H, e, expand_k, expand_v, R)
     # Training, elements per token fitted to the CPU probe and autograd's saved-tensor hooks
     # (fp32, 4,999 frames, 4 heads, widths 128 / 256 / 512 at fla's default expansions, least squares within 2%).
     train = fitted_train(B, T, D, e, weights * e, saved_per_token=17.45 * D + 72,

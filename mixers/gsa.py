@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.chunkwise_gla import gla_chunk
 from mixers.cores.fused_gsa import CHUNK as FUSED_CHUNK
 from mixers.cores.fused_gsa import fused_slot_attention
@@ -185,10 +186,7 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         core = B * H * (2.0 * T * c * (K + M) + 4.0 * T * K * M + 2.0 * T * c * (M + V) + 4.0 * T * M * V)
     state = B * H * (K * M + M * V) * 4
     if kernel == "fla":
-        # fla's layer at full length (estimated from its code, not measured here): q, k, v, f
-        # and their activations, s, the fp32 slot scores and probabilities, the core output,
-        # the normed output and the result; chunk states [B, H, T/64, K, M] and [.., M, V].
-        activation = B * T * (9 * D * e + 2 * H * M * 4) + B * H * -(-T // C) * (K * M + M * V) * 4
+        activation = fla_memory.gsa(B, T, D, H, e, M)
     else:
         activation = _twin_activation(B, T, D, H, M, e)
     weights = 4 * D * D + D * H * M + D

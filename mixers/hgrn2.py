@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
 from mixers.gla import SEGMENT, check_input, check_options, gla_core, gla_twin_activation
@@ -114,6 +115,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     weights = D * (2 * FD + D) + D + D * D
     # beside the core: the silu'd queries and the keys (dtype)
     activation = gla_twin_activation(B, T, D, FD, D, H, 2 * FD + D, SEGMENT, e, extra_per_token=2 * FD * e)
+    if kernel == "fla":
+        activation = fla_memory.hgrn2(B, T, D, H, e)
     # Training, elements per token fitted to the CPU probe and autograd's saved-tensor hooks
     # (fp32, 4,999 frames, 4 heads, widths 128 and 256).
     train = fitted_train(B, T, D, e, weights * e, saved_per_token=21.05 * D + 125,

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores import chunkwise_delta as delta_chunk
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
@@ -244,12 +245,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
             core_scratch = 0
         activation = output + weights + segment * per_token + core_scratch
     else:
-        # fla's chunk kernels (an estimate, not yet checked against a GPU measurement): the layer's
-        # projections, convolution outputs and gate (dtype), then in fp32 the normalised q, k, the
-        # cumulative gate, w, u, the decayed q and k, v_new and the output, two [C, C] blocks per
-        # head, the per-chunk states [K, V] per head, and the gated norm's output before o_proj.
-        per_token = (n_in + 2 * (2 * KD + VD) + KD + 2 * VD) * b + 4 * (8 * KD + 2 * VD + 2 * H * C + H * K * V / C)
-        activation = output + B * T * per_token
+        activation = fla_memory.kda(B, T, D, H, b, head_dim, expand_v)
+        state_bytes += B * (2 * KD + VD) * b  # fla's convolution caches keep W inputs, not W - 1
     train = {}
     if kernel == "torch":
         # Training, per token (CPU memory probe and autograd's saved-tensor hooks, fp32, 4,999 frames,

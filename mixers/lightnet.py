@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.chunkwise_gla import chunk_cumsum, gla_chunk
 from mixers.cores.chunkwise_lightnet import GROUP, additive_group
 from mixers.cores.inplace_lightnet import CHUNK as SCAN_CHUNK
@@ -208,7 +209,7 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
          expand_ratio: int = 128, gate_low_rank_dim: int = 128) -> Cost:
     B, T, D, H, R = batch, length, hidden_size, num_heads, gate_low_rank_dim
     Fk, V = expand_ratio, D // H
-    KF, C, e = H * Fk, 64, dtype_bytes
+    KF, e = H * Fk, dtype_bytes
     projections = (2 * linear_flops(B, T, D, KF) + 2 * linear_flops(B, T, D, D)
                    + linear_flops(B, T, D, R) + linear_flops(B, T, R, D))
     gate = 10.0 * B * T * KF  # log-cumsum-exp (max, sub, exp, add, log), shift, sub, exp
@@ -222,10 +223,7 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         core = B * H * (2.0 * T * min(SCAN_CHUNK, T) * (Fk + V) + 4.0 * T * Fk * V + 6.0 * T * Fk)
     state = B * H * (Fk * V + Fk) * 4
     if kernel == "fla":
-        # fla's layer at full length (estimated from its code, not measured here): q before
-        # and after silu, k, v, the gate's normalised keys and fp32 decays, its chunk states
-        # [B, H, T/64, K, V], the core output, the gate projection and the output.
-        activation = B * T * (4 * KF * e + 2 * KF * 4 + 4 * D * e) + B * H * -(-T // C) * Fk * V * 4
+        activation = fla_memory.lightnet(B, T, D, H, e, Fk, R)
     else:
         activation = _twin_activation(B, T, D, H, Fk, R, e)
     weights = 2 * D * KF + 2 * D * D + 2 * D * R + D

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
@@ -173,13 +174,16 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         core = B * H * (2.0 * T * min(C, T) * (N + P) + 4.0 * T * N * P + 3.0 * T * C)
     params = 3 * H + W * conv_dim + conv_dim + D * n_in + E + E * D
     activation = _twin_activation(B, T, D, H, N, P, n_in, conv_dim, e)
+    conv_columns = W - 1
+    if kernel == "fla":  # fla's torch_forward (no mamba_ssm): its own model; its conv cache keeps W inputs
+        activation, conv_columns = fla_memory.mamba2(B, T, D, H, e, N, expand), W
     # Training, elements per token fitted to the CPU probe and autograd's saved-tensor hooks
     # (fp32, 4,999 frames, 4 heads, widths 128 / 256 / 512 at state size 128, least squares within
     # 0.2%; the constant is ~7 H N).
     train = fitted_train(B, T, D, e, params * e, saved_per_token=25.94 * D + 6.98 * H * N,
                          total_per_token=26.6 * D + 7.3 * H * N) if kernel == "torch" else {}
     return Cost(flops=projections + convolution + gates + core, activation_bytes=int(activation),
-                state_bytes=B * H * N * P * 4 + B * (W - 1) * conv_dim * e, weight_bytes=params * e, **train)
+                state_bytes=B * H * N * P * 4 + B * conv_columns * conv_dim * e, weight_bytes=params * e, **train)
 
 
 def _twin_activation(B: int, T: int, D: int, H: int, N: int, P: int, n_in: int, conv_dim: int, e: int) -> int:

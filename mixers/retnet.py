@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cores.chunkwise_gla import gla_chunk, scratch_bytes
 from mixers.cores.segments import run_segments
 from mixers.cost import Cost, fitted_train, linear_flops
@@ -196,6 +197,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         C = min(CHUNK, T)
         core = B * H * (2.0 * T * C * (K + V) + 4.0 * T * K * V + 2.0 * T * C)
         activation = _twin_activation(B, T, D, H, K, V, e, segment)
+        if kernel == "fla":  # fla's kernel keeps its per-chunk states: its own model
+            activation = fla_memory.retnet(B, T, D, H, e, EXPAND_K, EXPAND_V)
     weights = 2 * D * H * K + 2 * D * H * V + H * V * D + V
     train = {}
     if kernel == "torch":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixers import fla_memory
 from mixers.cost import Cost, linear_flops
 from mixers.gla import check_options
 
@@ -84,9 +85,6 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
     if v_lora:
         lora_params += D * r_v + r_v * D + D
     params = 8 * D + H * K + 4 * D * D + lora_params + 2 * D
-    # Activations of fla's layer (an estimate from its code, not checked against a GPU): the six
-    # lerped inputs, r, w, k, v, a, g, kk and the updated k (dtype), the fp32 cumulative decays and
-    # the per-chunk states [K, K] per head, the core output, the norm and the bonus (dtype).
-    per_token = 18 * D * e + 2 * D * 4 + H * K * K * 4 / C
-    return Cost(flops=projections + elementwise + core, activation_bytes=int(B * T * per_token),
+    activation = fla_memory.rwkv7(B, T, D, H, e, (r_w, r_g, r_a))
+    return Cost(flops=projections + elementwise + core, activation_bytes=activation,
                 state_bytes=B * H * K * K * 4 + B * D * e, weight_bytes=params * e)
