@@ -16,6 +16,7 @@ import torch
 import mixers
 from bench.cases import Sweep
 from bench.measure import one_line
+from bench.verify import check_pair, kernel_pairs
 from mixers import fox_tiles
 from mixers.fox_flex import flex_forgetting_attention
 from tests.mixers import parity
@@ -144,3 +145,19 @@ def test_sweep_cases_record_the_kernel_auto_chose_per_dtype(fake_gpu):
     cases = Sweep(seconds=(10,), mixers=("fox", "fox:fla"), dtypes=("fp32", "bf16"), device="cuda").cases()
     assert [(c.spec, c.dtype) for c in cases] == [
         ("fox:flex", "fp32"), ("fox:fla", "bf16"), ("fox:fla", "fp32"), ("fox:fla", "bf16")]
+
+
+def test_flex_cost_is_linear_in_length():
+    short, long = (mixers.cost("fox", t, 1024, 4, kernel="flex") for t in (10_000, 20_000))
+    # no T x T term: six token tensors and four fp32 [B, H, T] gate tensors per frame
+    assert long.activation_bytes == 2 * short.activation_bytes == 2 * (6 * 10_000 * 1024 * 4 + 4 * 10_000 * 4 * 4)
+
+
+def test_verify_pairs_flex_with_the_reference():
+    assert ("flex", "reference") in kernel_pairs("fox", "cpu")
+
+
+@pytest.mark.slow
+def test_verify_checks_flex_output_alone_on_cpu():
+    check = check_pair("fox", "flex", "reference", 150, 64, 2)
+    assert check.passed and check.grad_max_abs is None and check.note.startswith("output only")
