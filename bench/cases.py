@@ -209,10 +209,12 @@ class Sweep:
         self.validate()
         out = []
         for spec in self.mixers or default_mixers(self.device):
-            name, kernel = mixers.parse_spec(spec)
-            kernel = mixers.resolve_kernel(name, kernel, self.device)
+            name, asked = mixers.parse_spec(spec)
             for mode in self.modes:
                 for dtype in self.dtypes:
+                    # per dtype: ``auto`` may depend on it (FoX on a GPU whose shared memory fla's tiles exceed)
+                    kernel = mixers.resolve_kernel(name, asked, self.device, self.hidden, self.heads,
+                                                   DTYPES[dtype_name(dtype)].itemsize)
                     for batch in self.batches:
                         for seconds in self.seconds:
                             out.append(Case(name, kernel, float(seconds), dtype_name(dtype), batch,

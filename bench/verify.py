@@ -5,7 +5,9 @@ Pairs checked for each mixer (the first kernel is the one under test, the second
 - ``naive`` vs ``sdpa`` for softmax attention;
 - ``torch`` vs ``fla`` wherever fla's kernels can run: on CUDA, or on CPU under Triton's
   interpreter (``bench.interpreter``);
-- ``torch`` vs ``reference`` where the mixer offers fla's pure-PyTorch reference op as a kernel.
+- ``torch`` vs ``reference`` where the mixer offers fla's pure-PyTorch reference op as a kernel;
+- ``flex`` vs ``reference`` likewise (FoX's FlexAttention kernel). A kernel that cannot be trained
+  on the device (FlexAttention on CPU) is checked on its output alone, and its row says so.
 
 A mixer with an ``fla`` kernel and no ``torch`` twin gets a row saying so ("fla only (no torch
 twin)"), as do a mixer with one kernel (``reslstm``) and one whose second kernel cannot run here.
@@ -109,6 +111,8 @@ def kernel_pairs(name: str, device: str) -> list[tuple[str, str]]:
         pairs.append(("torch", "fla"))
     if "torch" in offered and "reference" in offered:
         pairs.append(("torch", "reference"))
+    if "flex" in offered and "reference" in offered:
+        pairs.append(("flex", "reference"))
     return pairs
 
 
@@ -125,9 +129,11 @@ def check_pair(name: str, kernel: str, reference: str, length: int, hidden: int,
     tested = tested.to(device=device, dtype=DTYPES[dtype])
     baseline = baseline.to(device=device, dtype=DTYPES[dtype])
     x = torch.randn(2, length, hidden, device=device, dtype=DTYPES[dtype])
-    y_tested, grad_tested = _forward_backward(tested, x)
+    trains = getattr(tested, "backward_available", lambda device: True)(device)
+    run = _forward_backward if trains else _forward
+    y_tested, grad_tested = run(tested, x)
     try:
-        y_base, grad_base = _forward_backward(baseline, x)
+        y_base, grad_base = run(baseline, x)
     except Exception as error:  # only fla's own refusals are reported, never the tested kernel's errors
         if reference != "fla":
             raise
@@ -136,13 +142,23 @@ def check_pair(name: str, kernel: str, reference: str, length: int, hidden: int,
         return Check(name, kernel, reference, length, None, None, None, bound, None, note, arithmetic,
                      time.monotonic() - started)
     max_abs = (y_tested.float() - y_base.float()).abs().max().item()
-    grad_max_abs = (grad_tested.float() - grad_base.float()).abs().max().item()
     scale = y_base.float().abs().max().item()
+    passed = max_abs <= bound * max(1.0, scale)
+    if not trains:
+        return Check(name, kernel, reference, length, max_abs, scale, None, bound, passed,
+                     f"output only: {kernel} has no backward on {torch.device(device).type}", arithmetic,
+                     time.monotonic() - started)
+    grad_max_abs = (grad_tested.float() - grad_base.float()).abs().max().item()
     grad_scale = grad_base.float().abs().max().item()
-    passed = max_abs <= bound * max(1.0, scale) and grad_max_abs <= bound * max(1.0, grad_scale)
+    passed = passed and grad_max_abs <= bound * max(1.0, grad_scale)
     note = "" if all(map(math.isfinite, (max_abs, grad_max_abs))) else "non-finite error"
     return Check(name, kernel, reference, length, max_abs, scale, grad_max_abs, bound, passed, note, arithmetic,
                  time.monotonic() - started)
+
+
+def _forward(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+    with torch.no_grad():
+        return module(x), None
 
 
 def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,9 @@ Each mixer module defines:
   without a PyTorch twin yet: ``auto`` refuses it off CUDA and ``names()`` leaves it out there.
 - ``build(kernel, hidden_size, num_heads, **options) -> nn.Module``.
 - ``cost(length, hidden_size, num_heads, batch, dtype_bytes, kernel) -> mixers.cost.Cost``.
+- optionally ``auto_kernel(device, hidden_size, num_heads, dtype_bytes) -> str``: what ``auto`` runs
+  on a CUDA device where fla's kernel may not fit it (FoX: ``flex`` where fla's tiles exceed the
+  device's shared memory), decided from the device's properties before anything runs.
 """
 
 from __future__ import annotations
@@ -76,13 +79,21 @@ def kernels(name: str) -> tuple[str, ...]:
     return tuple(_module(name).KERNELS)
 
 
-def resolve_kernel(name: str, kernel: str = AUTO, device: str | torch.device | None = None) -> str:
-    """Turn ``auto`` into a concrete kernel for ``device``; reject kernels the mixer lacks."""
+def resolve_kernel(name: str, kernel: str = AUTO, device: str | torch.device | None = None,
+                   hidden_size: int = 1024, num_heads: int = 4, dtype_bytes: int = 4) -> str:
+    """Turn ``auto`` into a concrete kernel for ``device``; reject kernels the mixer lacks.
+
+    On CUDA ``auto`` is ``fla`` unless the mixer's ``auto_kernel`` says fla's kernel cannot run this
+    shape and dtype there; the default sizes are the paper's (and fp32, the largest tiles)."""
     offered = kernels(name)
     if kernel == AUTO:
         on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         if "fla" in offered and on_cuda:
-            return "fla"
+            chooser = getattr(_module(name), "auto_kernel", None)
+            if chooser is None:
+                return "fla"
+            return chooser(torch.device(device if device is not None else "cuda"), hidden_size, num_heads,
+                           dtype_bytes)
         if offered == ("fla",):
             raise ValueError(
                 f"mixer {name!r} has only fla's kernel (no torch twin yet), which needs CUDA; on CPU ask for "
@@ -119,7 +130,7 @@ def build(
         raise ValueError(
             f"hidden_size must be a positive multiple of num_heads; got {hidden_size} and {num_heads}"
         )
-    concrete = resolve_kernel(name, kernel, device)
+    concrete = resolve_kernel(name, kernel, device, hidden_size, num_heads)
     module = _module(name).build(concrete, hidden_size=hidden_size, num_heads=num_heads, **options)
     module.mixer_name, module.kernel = name, concrete
     return module
@@ -138,7 +149,7 @@ def cost(
     """Analytical cost of one forward pass of mixer ``name``: see ``mixers.cost.Cost``.
 
     ``options`` are the mixer's own build options its cost depends on (e.g. SA's ``causal``)."""
-    concrete = resolve_kernel(name, kernel)
+    concrete = resolve_kernel(name, kernel, hidden_size=hidden_size, num_heads=num_heads, dtype_bytes=dtype_bytes)
     return _module(name).cost(
         length=length, hidden_size=hidden_size, num_heads=num_heads,
         batch=batch, dtype_bytes=dtype_bytes, kernel=concrete, **options,

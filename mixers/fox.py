@@ -16,7 +16,12 @@ Kernels (one set of parameters, so one state dict serves all):
 - ``torch``: our PyTorch twin around ``mixers.cores.blockwise_fox``: queries and keys in blocks with an
   online softmax, never an L x L matrix (compute quadratic, memory linear, forward and backward);
   key blocks whose forget bias flushes every weight to 0 are skipped without changing the result.
+- ``flex``: the twin's projections around ``mixers.cores.flex_fox``, PyTorch's FlexAttention compiled
+  with the forget bias as a ``score_mod`` (no L x L matrix; CUDA, or CPU for inference only).
 - ``reference``: the twin's projections around fla's ``naive_forgetting_attn`` (L x L in memory).
+
+``auto`` on CUDA picks ``fla`` where fla's kernel fits the device's shared memory, else ``flex``
+(``auto_kernel``; fla 0.6 does not fit an H100/H200 at head size 256: ``mixers.fla_memory.fox_tiles``).
 """
 
 from __future__ import annotations
@@ -29,20 +34,24 @@ from torch import nn
 
 from mixers import fla_memory
 from mixers.cores.blockwise_fox import BLOCK_K, BLOCK_Q, forgetting_attention
+from mixers.cores.flex_fox import backward_available, flex_forgetting_attention
 from mixers.cost import Cost, fitted_train, linear_flops
+from mixers.fla_memory.fox_tiles import fla_fits, shared_optin
 
-KERNELS = ("fla", "torch", "reference")
+KERNELS = ("fla", "torch", "flex", "reference")
+CORES = {"torch": "blockwise", "flex": "flex", "reference": "naive"}
 
 
 class ForgettingAttentionTwin(nn.Module):
-    """Same parameters as ``fla.layers.ForgettingAttention``; ``core`` picks blockwise or fla's naive op."""
+    """Same parameters as ``fla.layers.ForgettingAttention``; ``core`` picks blockwise, FlexAttention or
+    fla's naive op."""
 
     def __init__(self, hidden_size: int = 1024, num_heads: int = 4, qkv_bias: bool = False,
                  use_output_gate: bool = False, core: str = "blockwise",
                  block_q: int = BLOCK_Q, block_k: int = BLOCK_K):
         super().__init__()
-        if core not in ("blockwise", "naive"):
-            raise ValueError(f"core must be 'blockwise' or 'naive', got {core!r}")
+        if core not in CORES.values():
+            raise ValueError(f"core must be one of {tuple(CORES.values())}, got {core!r}")
         self.hidden_size, self.num_heads, self.head_dim = hidden_size, num_heads, hidden_size // num_heads
         self.core, self.block_q, self.block_k = core, block_q, block_k
         if core == "naive":
@@ -58,6 +67,10 @@ class ForgettingAttentionTwin(nn.Module):
         if use_output_gate:
             self.g_proj = nn.Linear(hidden_size, hidden_size, bias=False)
         self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def backward_available(self, device: str | torch.device) -> bool:
+        """Whether this core can be trained on ``device`` (FlexAttention: not on CPU)."""
+        return self.core != "flex" or backward_available(device)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         # [B, T, H*K] -> [B, H, T, K], contiguous so key blocks are plain strided matrices
@@ -80,6 +93,8 @@ class ForgettingAttentionTwin(nn.Module):
     def _attend(self, q, k, v, g) -> torch.Tensor:
         if self.core == "blockwise":
             return forgetting_attention(q, k, v, g, block_q=self.block_q, block_k=self.block_k)
+        if self.core == "flex":
+            return flex_forgetting_attention(q, k, v, g)
         # fla's reference takes [B, T, H, K] and returns fp32
         o = self._naive_op(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g.transpose(1, 2))
         return o.to(v.dtype)
@@ -101,15 +116,19 @@ def _fla_class() -> type[nn.Module]:
 def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module:
     if kernel == "fla":
         return _fla_class()(hidden_size=hidden_size, num_heads=num_heads, **options)
-    if kernel not in ("torch", "reference"):
+    if kernel not in CORES:
         raise ValueError(f"fox kernel must be one of {KERNELS}, got {kernel!r}")
     unsupported = sorted(set(options) - {"qkv_bias", "use_output_gate", "block_q", "block_k"})
     if unsupported:
         raise ValueError(
             f"the fox twin supports options qkv_bias, use_output_gate, block_q, block_k; got {unsupported}"
         )
-    core = "blockwise" if kernel == "torch" else "naive"
-    return ForgettingAttentionTwin(hidden_size, num_heads, core=core, **options)
+    return ForgettingAttentionTwin(hidden_size, num_heads, core=CORES[kernel], **options)
+
+
+def auto_kernel(device: torch.device, hidden_size: int, num_heads: int, dtype_bytes: int) -> str:
+    """``auto`` on CUDA: fla's kernel where its tiles fit the device's shared memory, else ``flex``."""
+    return "fla" if fla_fits(hidden_size // num_heads, dtype_bytes, shared_optin(device)) else "flex"
 
 
 def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes: int, kernel: str,
@@ -131,6 +150,8 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         n, m = min(block_q, T), min(max(block_k, block_q), T)
         block = B * H * n * (3 * m + 2 * (D // H)) * 4 + B * (m + n) * D * 4
         activation = 4 * token_bytes + 4 * gate_bytes + block
+    elif kernel == "flex":
+        activation = flex_activation_bytes(token_bytes, gate_bytes)
     else:
         activation = fla_memory.fox(B, T, D, H, dtype_bytes)
     # FoX's memory is unbounded: decoding caches every key, value and forget gate
@@ -145,3 +166,12 @@ def cost(length: int, hidden_size: int, num_heads: int, batch: int, dtype_bytes:
         train = fitted_train(B, T, D, dtype_bytes, weights, saved_per_token=4 * D + 0.08 * H * BLOCK_Q,
                              total_per_token=9.28 * D + 0.57 * H * BLOCK_Q)
     return Cost(flops=flops, activation_bytes=activation, state_bytes=state, weight_bytes=weights, **train)
+
+
+def flex_activation_bytes(token_bytes: int, gate_bytes: int) -> int:
+    """FlexAttention's forward, no T x T: q, k, v head-major and the output (four token tensors), two
+    more token-sized buffers that the compiled CPU kernel allocates, fp32 forget logits, gates, their
+    cumulative sum and one log-sum-exp per row. CPU, fp32, hidden 1024, 4 heads: the core alone
+    peaks at 3.06 tokens above its inputs at 4,999 frames, the layer at 124.1 MB against 123.2 MB
+    predicted (13.3 MB against 12.3 at 499). CUDA's Triton kernel may need the two buffers less."""
+    return 6 * token_bytes + 4 * gate_bytes

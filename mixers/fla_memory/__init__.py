@@ -9,7 +9,11 @@ row of the H200 run (2026-12-04) at 100 s and longer, and on CPU against the ten
 Python wrappers create, counted with a dispatch mode while its Triton launches do nothing
 (``tests/mixers/fla_allocations.py``), at sizes where no GPU row exists.
 
-Signature: ``(B, T, D, H, e, **config) -> bytes`` with batch, length, hidden size, heads and the
+``fox_tiles`` answers the other memory question fla's kernels raise: whether fla's FoX kernel's
+tiles fit a device's shared memory per block (they do not on an H200 at head size 256), which
+``fox``'s ``auto`` kernel reads before a cell runs.
+
+Signature of the models: ``(B, T, D, H, e, **config) -> bytes`` with batch, length, hidden size, heads and the
 element size of the input's dtype.
 """
 
