@@ -91,7 +91,7 @@ def test_the_request_reaches_a_spawned_worker():
     case = Case("sa", "sdpa", 10.0, "fp32", 1, 32, 2, "cpu")
     worker = _Worker(stamped)
     try:
-        row = worker.run(case, 1, 0.0, 120)
+        row = worker.run(case, 1, 0.0, 120, on_phase=lambda event: None)
     finally:
         worker.close()
     assert (row.fp32_precision, row.fp32_precision_torch, row.fp32_precision_triton) == ("tf32", "tf32", "tf32")
