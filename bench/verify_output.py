@@ -56,7 +56,8 @@ def line(check: Check) -> str:
     pair = f"{check.kernel} vs {check.reference}" if check.kernel != "-" else ""
     text = f"{verdict}  {check.mixer:<15} {pair:<20} {check.length or '':>6}"
     if check.max_abs is not None:
-        text += (f"  err {check.max_abs:.2e}  grad {check.grad_max_abs:.2e}  scale {check.scale:.2e}"
+        grad = "   -    " if check.grad_max_abs is None else f"{check.grad_max_abs:.2e}"  # output-only checks
+        text += (f"  err {check.max_abs:.2e}  grad {grad}  scale {check.scale:.2e}"
                  f"  tol {check.tolerance:.0e} ({check.precision or '-'})")
     if check.seconds is not None:
         text += f"  {check.seconds:.1f} s"

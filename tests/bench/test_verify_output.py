@@ -15,7 +15,7 @@ import bench.verify
 from bench import precision
 from bench.cli import app
 from bench.verify import TF32_TOLERANCE, TOLERANCE, Check, Planned, check_pair, pair_precision, tolerance
-from bench.verify_output import AUTOTUNE_NOTE, ChecksFile, status_text, stream, summary
+from bench.verify_output import AUTOTUNE_NOTE, ChecksFile, line, status_text, stream, summary
 
 PLANNED = [Planned("sa", "naive", "sdpa", n) for n in (33, 45, 77)]
 
@@ -110,3 +110,11 @@ def test_fla_at_its_default_tf32_passes_at_the_tf32_tolerance():
     check = check_pair("retnet", "torch", "fla", 77, 128, 2, "cuda")
     assert check.precision == "mixed" and check.tolerance == TF32_TOLERANCE
     assert check.passed, check
+
+
+def test_an_output_only_check_prints_its_line():
+    """fox:flex on CPU has no backward: its check carries no gradient error, and its line says so."""
+    check = Check("fox", "flex", "reference", 45, 6.9e-7, 0.8, None, 1e-4, True,
+                  "output only: flex has no backward on cpu", precision="ieee", seconds=1.0)
+    text = line(check)
+    assert "err 6.90e-07" in text and "grad    -    " in text and "output only" in text
