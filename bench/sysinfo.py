@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from bench import energy, precision
+from bench.energy.nvml import find_handle
 from bench.identity import code_identity
 
 
@@ -61,8 +62,8 @@ def nvml_readings(device: str) -> dict | None:
         return None
     try:
         pynvml.nvmlInit()
-        index = torch.device(device).index or 0
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        # NVML numbers every GPU of the machine; torch only the visible ones (CUDA_VISIBLE_DEVICES): match by bus id
+        handle = find_handle(pynvml, torch.cuda.get_device_properties(torch.device(device)))
         readings = {
             "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
             "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
@@ -74,7 +75,7 @@ def nvml_readings(device: str) -> dict | None:
         }
         pynvml.nvmlShutdown()
         return readings
-    except pynvml.NVMLError as error:
+    except (pynvml.NVMLError, LookupError) as error:
         return {"error": str(error)}
 
 

@@ -155,3 +155,35 @@ def test_nvml_without_the_device_or_the_counter_says_why():
     assert counter is None and "00000000:99:00.0" in reason and "GPU-cccc-2" in reason
     counter, reason = nvml.open_nvml(GPU0, _nvml(supported=False))
     assert counter is None and "Not Supported" in reason
+
+
+def test_header_readings_come_from_the_gpu_torch_means(monkeypatch):
+    """``bench.sysinfo.nvml_readings`` (clocks, power in the header) finds its GPU as the energy meter does:
+    under CUDA_VISIBLE_DEVICES=1 torch's cuda:0 is NVML's second GPU, not NVML's index 0."""
+    import sys
+
+    import torch
+
+    from bench import sysinfo
+
+    class Readings(FakeNvml):
+        NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 0, 1, 0
+
+        def nvmlDeviceGetHandleByIndex(self, index):
+            return list(self.gpus)[index]
+
+        def nvmlDeviceGetPowerUsage(self, handle):  # milliwatts: the energy column reused as a marker
+            return self.gpus[handle][1]
+
+        nvmlDeviceGetClockInfo = nvmlDeviceGetMaxClockInfo = nvmlDeviceGetEnforcedPowerLimit = (
+            lambda self, handle, *kind: 1)
+        nvmlDeviceGetTemperature = lambda self, handle, kind: 40  # noqa: E731
+        nvmlSystemGetDriverVersion = lambda self: "fake"  # noqa: E731
+        nvmlShutdown = lambda self: None  # noqa: E731
+
+    fake = Readings({"00000000:19:00.0": ("GPU-aaaa-0", 1_000), "00000000:3B:00.0": ("GPU-bbbb-1", 2_500_000)})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: GPU1)
+    assert sysinfo.nvml_readings("cuda:0")["power_w"] == pytest.approx(2_500.0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: Properties("x", 0, 0x99, 0, "z"))
+    assert "NVML knows no GPU" in sysinfo.nvml_readings("cuda:0")["error"]
