@@ -67,21 +67,21 @@ def cells_display(cells: pd.DataFrame) -> pd.DataFrame:
 
 def scaling_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "mixer": table["label"], "device": table["device_name"],
+        "mixer": table["label"], "device": table["device_name"], "dtype": table["dtype"],
         "fitted over": [f"{a:g}-{b:g} s ({n} lengths)" for a, b, n in zip(table["from_s"], table["to_s"],
                                                                            table["points"])],
         "alpha (latency)": [f"{a:.2f}" for a in table["alpha"]],
         "beta (activation memory)": ["" if _missing(b) else f"{b:.2f}" for b in table["beta"]],
-    }, columns=["mixer", "device", "fitted over", "alpha (latency)", "beta (activation memory)"])
+    }, columns=["mixer", "device", "dtype", "fitted over", "alpha (latency)", "beta (activation memory)"])
 
 
 def crossovers_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "mixer": table["label"], "versus": table["versus"], "device": table["device_name"],
+        "mixer": table["label"], "versus": table["versus"], "device": table["device_name"], "dtype": table["dtype"],
         "faster than SA from": [describe_crossover(row) for _, row in table.iterrows()],
         "frames": ["" if _missing(f) else f"{f:.0f}" for f in table["crossover_frames"]],
         "speed-up at longest": [f"{x:.2f}x at {s:g} s" for x, s in zip(table["speedup_at_longest"], table["to_s"])],
-    }, columns=["mixer", "versus", "device", "faster than SA from", "frames", "speed-up at longest"])
+    }, columns=["mixer", "versus", "device", "dtype", "faster than SA from", "frames", "speed-up at longest"])
 
 
 def device_groups(cells: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -36,7 +36,7 @@ def test_rich_report_has_cells_exponents_and_crossovers(results):
     assert "Test CPU (2 cores)" in out and out.count("sa:naive") >= 4
     assert "Scaling" in out and "alpha (latency)" in out
     # kda = 0.3 + 2e-3 f overtakes sdpa = 0.05 + 1.2e-6 f^2 at 1783.5 frames (35.7 s, interpolated 35.7 s).
-    assert re.search(r"kda:torch\s*│\s*sa:sdpa\s*│[^│]*│\s*35.7 s", out)
+    assert re.search(r"kda:torch\s*│\s*sa:sdpa\s*│[^│]*│\s*fp32\s*│\s*35.7 s", out)
 
 
 def test_csv_has_one_row_per_cell_at_full_precision(results):
