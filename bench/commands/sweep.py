@@ -18,6 +18,7 @@ from bench.commands.options import Device, Fp32Precision, check_device, fail, se
 from bench.commands.progress import PhaseColumn, phase_fields
 from bench.commands.tables import console, rows_table
 from bench.deadline import TimeBox
+from bench.energy import switch_off
 from bench.phase import PhaseEvent
 from bench.precision import check_resume
 from bench.results import ResultsWriter
@@ -66,6 +67,8 @@ def sweep(
     shard_text: Annotated[str | None, typer.Option("--shard", help="K/N: every N-th cell from cell K "
                                                    "(K from 0, as SLURM's --array=0-(N-1)), in its own "
                                                    "file.")] = None,
+    energy: Annotated[bool, typer.Option("--energy/--no-energy", help="Joules per call after the timed calls "
+                                         "(NVML or RAPL; about 1 s per cell on a GPU).")] = True,
 ) -> None:
     """Measure latency and peak memory of each mixer alone, at batch 1, over audio lengths.
 
@@ -76,6 +79,8 @@ def sweep(
     box_started = time.monotonic()
     device = check_device(device)
     fp32_precision = set_precision(fp32_precision, device)
+    if not energy:
+        switch_off()  # before the header and the worker: both read the switch
     name = preset_name or ("paper" if device.startswith("cuda") else "quick")
     try:
         plan = preset(

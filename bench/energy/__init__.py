@@ -9,6 +9,6 @@ Where no counter can be read, rows carry nulls and the results header's ``energy
 (``meter.header``) says why, once.
 """
 
-from bench.energy.meter import FIELDS, header, open_meter, row_fields
+from bench.energy.meter import FIELDS, header, open_meter, row_fields, switch_off
 
-__all__ = ["FIELDS", "header", "open_meter", "row_fields"]
+__all__ = ["FIELDS", "header", "open_meter", "row_fields", "switch_off"]

@@ -10,6 +10,7 @@ up to half a second), and a benchmark worker measures many cells with it.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 import torch
@@ -21,12 +22,23 @@ from bench.energy.window import CounterStalled, Meter
 
 FIELDS = ("energy_source", "energy_j_per_call", "power_w_mean", "energy_window_s", "energy_calls", "energy_note")
 """Row fields, all null without a meter; ``energy_note`` says why a cell with a meter has no reading."""
+SWITCH = "MIXBENCH_ENERGY"
+"""``0`` turns the meter off (``bench sweep --no-energy``): an environment variable, so the spawned
+benchmark worker inherits it. On a GPU the window costs about 1.1 s per cell (H200, NVML's 100 ms
+update period): a time-boxed sweep may rather spend that on more cells."""
+
+
+def switch_off() -> None:
+    """No meter in this process or the workers it starts from now on (before any ``open_meter`` call)."""
+    os.environ[SWITCH] = "0"
 
 
 @functools.cache
 def open_meter(device: str) -> tuple[Meter | None, str | None]:
     """(meter, None) or (None, why there is none): the device's counter with its measured update period."""
     kind = torch.device(device)
+    if os.environ.get(SWITCH) == "0":
+        return None, f"switched off ({SWITCH}=0, bench sweep --no-energy)"
     if kind.type == "cuda":
         counter, reason = open_nvml(torch.cuda.get_device_properties(kind))
     elif kind.type == "cpu":

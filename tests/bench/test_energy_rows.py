@@ -161,3 +161,21 @@ def test_nvml_counter_of_the_cuda_device_reads_real_energy():
     # A busy GPU board draws tens to hundreds of watts (an H200's limit is 700 W).
     assert 20 < fields["power_w_mean"] < 1500 and fields["energy_j_per_call"] > 0
     assert fields["energy_window_s"] >= window.PERIODS * found.period_s
+
+
+def test_no_energy_switches_the_meter_off_for_the_header_and_the_rows(monkeypatch, tmp_path):
+    monkeypatch.setenv(meter.SWITCH, "1")  # restored after the test: --no-energy sets it in this process
+    monkeypatch.setattr(meter, "open_rapl", lambda: (WallCounter(), None))
+    monkeypatch.setattr(window, "STALL_S", 0.2)
+    meter.open_meter.cache_clear()
+    try:
+        assert meter.open_meter("cpu")[0] is not None  # without the switch the (fake) package counter is read
+        meter.open_meter.cache_clear()
+        out = tmp_path / "r.jsonl"
+        _invoke("sweep", "--mixers", "sa:sdpa", "--seconds", "1", "--hidden", "32", "--heads", "2", "--reps", "2",
+                "--budget", "0", "--no-isolate", "--no-energy", "--device", "cpu", "--out", out)
+        header, row = (json.loads(line) for line in out.read_text().splitlines())
+        assert header["energy"]["source"] is None and "--no-energy" in header["energy"]["reason"]
+        assert row["status"] == "ok" and all(row[field] is None for field in energy.FIELDS)
+    finally:
+        meter.open_meter.cache_clear()
