@@ -219,7 +219,12 @@ class Sweep:
                         for seconds in self.seconds:
                             out.append(Case(name, kernel, float(seconds), dtype_name(dtype), batch,
                                             self.hidden, self.heads, self.device, mode, **self._options(name, mode)))
-        return out
+        # One cell per key, first kept: a length or dtype given twice, or ``fox`` beside the ``fox:flex``
+        # that ``auto`` resolves it to, would otherwise count (and be reported) twice.
+        first = {}
+        for case in out:
+            first.setdefault(case.key, case)
+        return list(first.values())
 
     def _options(self, mixer: str, mode: str) -> dict:
         """The per-case settings; ``causal`` reaches softmax attention only (the others have no mask)."""

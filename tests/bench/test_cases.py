@@ -136,3 +136,10 @@ def test_rows_of_older_files_load_with_the_default_axes(tmp_path):
     done = ResultsWriter(path).done
     assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu").key in done
     assert Case("sa", "naive", 10.0, "fp32", 1, 64, 2, "cpu", "train").key not in done
+
+
+def test_a_cell_asked_for_twice_is_one_cell():
+    """A repeated length, or a mixer named with and without its (resolved) kernel, is one cell, in first order."""
+    cases = Sweep(seconds=(10, 25, 10), mixers=("sa:sdpa", "kda", "kda:torch", "sa:sdpa"), device="cpu").cases()
+    assert [(c.spec, c.seconds) for c in cases] == [
+        ("sa:sdpa", 10.0), ("sa:sdpa", 25.0), ("kda:torch", 10.0), ("kda:torch", 25.0)]
