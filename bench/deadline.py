@@ -11,6 +11,7 @@ same command again measures it. Nothing here runs a cell; it only decides.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -23,7 +24,7 @@ class TimeBox:
 
     def __init__(self, limit_s: float, forecast: Forecast, clock: Callable[[], float] = time.monotonic,
                  started: float | None = None):
-        if limit_s <= 0:
+        if not math.isfinite(limit_s) or limit_s <= 0:
             raise ValueError(f"--time-limit must be a positive number of seconds, got {limit_s:g}")
         self.limit_s = limit_s
         self.forecast = forecast

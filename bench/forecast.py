@@ -9,11 +9,14 @@ kernel, dtype, batch, mode):
   linear; with one measured length, the cost model's FLOPs ratio (at least linear). Never below
   the shortest measured call.
 - the cell's wall time: the timed repetitions (``max(budget, min_reps * call)``, as ``time_call``
-  runs them), two warm-up calls, and the measured cell's other costs (building the mixer, the
-  memory and backend probes), scaled with the call time;
+  runs them), two warm-up calls, and the measured cells' other costs (building the mixer, the
+  memory and backend probes, the energy window): a fixed part and a part per call, fitted through
+  the series' two longest cells (with one cell: its fixed part and ``PROBE_CALLS`` calls);
 - plus the series' first call (compilation, autotuning) when the worker process has not run the
   series yet and this session measured it, or else the largest re-tuning seen at a new length
-  (fla's kernels autotune again for new shapes: KDA 15 s at 400 s on an H200).
+  (fla's kernels autotune again for new shapes: KDA 15 s at 400 s on an H200);
+- never less than an earlier run's deadline let the cell run without ending (``cut`` lines), and
+  never more than the per-cell timeout.
 
 A series with no measured cell is predicted at the per-cell budget alone: its first cell is where
 its first-call cost is learnt.
@@ -30,6 +33,12 @@ from bench.order import series_key
 
 WARMUP_CALLS = 2
 """``time_call`` makes one warm-up call, and a second when the first was short."""
+PROBE_CALLS = 3
+"""Calls' worth of a cell's other work that grows with its call: the memory probe's call (under the
+profiler on CPU, slower than a plain call) and SDPA's profiled backend call. The rest of the other
+work (building the mixer, starting the profiler, the energy window of at least 10 counter periods) is
+taken as fixed: scaling it with the call time forecast ``sa:sdpa`` at 200 s on CPU at 112 s against
+the 20 s it takes, and so put the longest lengths off behind the middle ones."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +69,16 @@ class Observation:
 class Forecast:
     """Predicted wall seconds of a cell, learnt from the rows of its series."""
 
-    def __init__(self, budget_s: float, min_reps: int, flops=None):
+    def __init__(self, budget_s: float, min_reps: int, flops=None, timeout_s: float | None = None,
+                 cut_s: dict[tuple, float] | None = None):
         self.budget_s = budget_s
         self.min_reps = min_reps
         self.flops = flops or _model_flops
+        self.timeout_s = timeout_s
+        """A cell ends by its timeout whatever the forecast says."""
+        self.cut_s = cut_s if cut_s is not None else {}
+        """Seconds that cells cut at an earlier run's deadline ran without ending (``ResultsWriter.cuts``):
+        a lower bound on their time, so a cell longer than the whole limit is not retried forever."""
         self.seen: dict[tuple, list[Observation]] = {}
         self.first_call_s: dict[tuple, float] = {}
 
@@ -80,12 +95,15 @@ class Forecast:
 
     def cell_seconds(self, case: Case, warm: bool) -> float:
         """Predicted wall time of ``case``; ``warm``: its series already ran in the current worker."""
+        seconds = max(self._predicted(case, warm), self.cut_s.get(case.key, 0.0))
+        return seconds if self.timeout_s is None else min(seconds, self.timeout_s)
+
+    def _predicted(self, case: Case, warm: bool) -> float:
         seen = self.seen.get(series_key(case), [])
         if not seen:
             return self.budget_s
         call = self.call_seconds(case)
-        nearest = min(seen, key=lambda o: abs(math.log(o.frames / case.frames)))
-        other = nearest.other_s * max(1.0, call / nearest.call_s)
+        other = _other_seconds(seen, case.frames, call)
         timed = max(self.budget_s, self.min_reps * call) + WARMUP_CALLS * call
         retune = max((o.warmup_s - o.call_s for o in seen if not o.first), default=0.0)
         first = self.first_call_s.get(series_key(case), 0.0) if not warm else 0.0
@@ -110,6 +128,19 @@ class Forecast:
         if longest.flops and predicted:
             ratio = max(ratio, predicted / longest.flops)
         return longest.call_s * ratio
+
+
+def _other_seconds(seen: list[Observation], frames: int, call: float) -> float:
+    """The cell's work beside its warm-up and timed calls: a line through the series' two longest cells
+    (fixed part plus a part per call: build, probes, energy window), or with one cell, its fixed part
+    plus ``PROBE_CALLS`` calls."""
+    longest = sorted(seen, key=lambda o: o.frames)[-2:]
+    if len(longest) == 2 and longest[1].call_s > longest[0].call_s:
+        a, b = longest
+        slope = max(0.0, (b.other_s - a.other_s) / (b.call_s - a.call_s))
+        return max(0.0, b.other_s + slope * (call - b.call_s))
+    nearest = min(seen, key=lambda o: abs(math.log(o.frames / frames)))
+    return max(0.0, nearest.other_s - PROBE_CALLS * nearest.call_s) + PROBE_CALLS * call
 
 
 def _exponent(a: Observation, b: Observation) -> float:

@@ -162,9 +162,14 @@ class ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
         self.done: dict[tuple, dict] = {}
+        self.cuts: dict[tuple, float] = {}
+        """Seconds each cell cut at a time limit's deadline ran without ending (``cut`` lines), longest kept."""
         if self.path.exists():
             for row in read_rows(self.path):
                 self.done[row_key(row)] = row
+            for cut in read_rows(self.path, kind="cut"):
+                key = tuple(cut["key"])
+                self.cuts[key] = max(self.cuts.get(key, 0.0), cut["ran_s"])
 
     def _repair(self) -> None:
         """Cut a torn last line left by a crash, so the next append starts on a fresh line."""
@@ -181,6 +186,12 @@ class ResultsWriter:
     def write_row(self, row: Row) -> None:
         self._append(asdict(row))
         self.done[row.key] = asdict(row)
+
+    def write_cut(self, case: Case, ran_s: float) -> None:
+        """A cell the deadline stopped: no row (the same command measures it again), but how long it ran,
+        which the next run's forecast takes as the least it needs."""
+        self._append({"kind": "cut", "cell": case.id, "key": list(case.key), "ran_s": ran_s})
+        self.cuts[case.key] = max(self.cuts.get(case.key, 0.0), ran_s)
 
     def _append(self, obj: dict) -> None:
         line = json.dumps(obj, allow_nan=False, default=str) + "\n"

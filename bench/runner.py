@@ -59,6 +59,8 @@ def run_sweep(
     ``first`` when the worker process had not run the cell's series before.
     """
     cases = sweep.cases() if cases is None else cases
+    if timebox is not None:
+        timebox.forecast.cut_s = writer.cuts  # cells an earlier run's deadline cut: the least they need
     outcomes = []
     pool = _Worker(measure) if isolate else _InProcess(measure)
     try:
@@ -70,9 +72,11 @@ def run_sweep(
                 warm = series_key(case) in pool.warm
                 if timebox is not None and not timebox.admits(case, warm, pool.start_cost()):
                     continue  # forecast to end after the deadline: left for the next run
+                started = time.monotonic()
                 row = _skip_if_too_big(case) or _run(case, sweep, pool, timebox, on_phase)
-                if row is None:
-                    break  # cut by the deadline: no row, the same command measures it next time
+                if row is None:  # cut by the deadline: no row, the same command measures it next time
+                    writer.write_cut(case, time.monotonic() - started)
+                    break
                 writer.write_row(precision.stamp(row, case.device))
                 outcome = Outcome(case, writer.done[case.key], resumed=False)
                 _learn(timebox, case, outcome.row, first=not warm)
@@ -206,6 +210,7 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.process = None
+        self.warm = set()  # the next worker pays every series' first call again
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():

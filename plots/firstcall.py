@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-SERIES = ["source", "device_name", "label", "dtype", "batch", "hidden", "heads", "mode", "options"]
-"""What identifies one series' cells within one file."""
-COLUMNS = ["source", "device_name", "label", "dtype", "mode", "seconds", "first_call_s", "median_ms"]
+SERIES = ["file", "device_name", "label", "dtype", "batch", "hidden", "heads", "mode", "options"]
+"""What identifies one series' cells within one file (``file``: each shard of a run pays its own first calls)."""
+COLUMNS = ["file", "device_name", "label", "dtype", "mode", "seconds", "first_call_s", "median_ms"]
 
 
 def first_calls(cells: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def first_calls(cells: pd.DataFrame) -> pd.DataFrame:
 def first_calls_display(table: pd.DataFrame) -> pd.DataFrame:
     """The table as people read it: seconds for the first call, milliseconds for a call after it."""
     return pd.DataFrame({
-        "mixer": table["label"], "device": table["device_name"], "file": table["source"], "dtype": table["dtype"],
+        "mixer": table["label"], "device": table["device_name"], "file": table["file"], "dtype": table["dtype"],
         "mode": table["mode"], "first cell": [f"{s:g} s" for s in table["seconds"]],
         "first call s": [f"{s:.3g}" for s in table["first_call_s"]],
         "then median ms": [f"{m:.3g}" for m in pd.to_numeric(table["median_ms"], errors="coerce")],

@@ -37,7 +37,9 @@ def device_identity(header: dict | None) -> tuple | None:
     """The device a file ran on, as a comparable tuple; None when the file has no header."""
     if not header:
         return None
-    identity = tuple(header.get(field) for field in IDENTITY)
+    # the device's kind only: shards on cuda:0 and cuda:1 of one machine (same model) are one run
+    identity = tuple(str(header.get(field)).split(":")[0] if field == "device" else header.get(field)
+                     for field in IDENTITY)
     return (*identity, header.get("cpu_threads")) if header.get("device") == "cpu" else identity
 
 

@@ -21,7 +21,13 @@ def arrange(cases: list[Case], shard: Shard | None, time_limit_s: float | None) 
     if shard is None and time_limit_s is None:
         return cases
     ordered = anytime_order(cases)
-    return shard.take(ordered) if shard is not None else ordered
+    if shard is None:
+        return ordered
+    taken = shard.take(ordered)
+    if not taken:
+        raise ValueError(f"shard {shard} of a {len(ordered)}-cell grid has no cells: use at most "
+                         f"{len(ordered)} shards")
+    return taken
 
 
 def shard_path(path: Path, shard: Shard | None) -> Path:
@@ -35,7 +41,7 @@ def time_box(time_limit_s: float | None, plan: Sweep, started: float | None = No
     """The run's deadline, counted from ``started`` (the command's start); None without ``--time-limit``."""
     if time_limit_s is None:
         return None
-    return TimeBox(time_limit_s, Forecast(plan.budget_s, plan.min_reps), started=started)
+    return TimeBox(time_limit_s, Forecast(plan.budget_s, plan.min_reps, timeout_s=plan.timeout_s), started=started)
 
 
 def header_fields(shard: Shard | None, time_limit_s: float | None) -> dict:
@@ -50,9 +56,22 @@ def header_fields(shard: Shard | None, time_limit_s: float | None) -> dict:
     return fields
 
 
-def stop_line(done: int, total: int, elapsed_s: float) -> str | None:
-    """The closing line of a run the time limit stopped early; None when every cell is measured."""
+def stop_line(done: int, total: int, elapsed_s: float, too_long: list[str] = ()) -> str | None:
+    """The closing line of a run the time limit stopped early; None when every cell is measured.
+    ``too_long``: cells that an earlier deadline cut after running longer than the whole limit, which
+    no rerun under the same limit can measure."""
     if done >= total:
         return None
-    return (f"{done} of {total} cells measured in {elapsed_s:.0f} s; "
-            "run the same command again to continue")
+    line = f"{done} of {total} cells measured in {elapsed_s:.0f} s; run the same command again to continue"
+    if too_long:
+        named = ", ".join(too_long[:3]) + (f" and {len(too_long) - 3} more" if len(too_long) > 3 else "")
+        line += (f"; {len(too_long)} cell{'s' * (len(too_long) != 1)} ran longer than the limit without ending "
+                 f"({named}): raise --time-limit to measure {'them' if len(too_long) != 1 else 'it'}")
+    return line
+
+
+def too_long(cases: list[Case], done: dict, cuts: dict[tuple, float], time_limit_s: float | None) -> list[str]:
+    """Ids of the unmeasured cells whose earlier cut ran at least the whole time limit."""
+    if time_limit_s is None:
+        return []
+    return [case.id for case in cases if case.key not in done and cuts.get(case.key, 0.0) >= time_limit_s]

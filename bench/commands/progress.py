@@ -19,8 +19,9 @@ from bench.phase import PhaseEvent
 def phase_label(case: Case, event: PhaseEvent, first: bool) -> str:
     """What the display says during the phase; ``first``: the worker has not run this series yet."""
     if first:
-        # fla's Triton kernels and torch.compile compile (and fla autotunes) in the first call.
-        compiles = case.kernel == "fla" or case.compile
+        # fla's Triton kernels, FlexAttention (fox:flex) and torch.compile compile (fla also autotunes)
+        # in the first call.
+        compiles = case.kernel in ("fla", "flex") or case.compile
         return f"{case.spec}: {event.name}" + (" (compiling, autotuning)" if compiles else "")
     return f"{case.spec} {case.seconds:g} s: warm-up call"
 

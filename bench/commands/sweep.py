@@ -63,7 +63,8 @@ def sweep(
     fp32_precision: Fp32Precision = None,
     time_limit: Annotated[float | None, typer.Option(help="Stop within SECONDS: every mixer's shortest and "
                                                      "longest lengths first, then the lengths between; "
-                                                     "run again to continue.")] = None,
+                                                     "run again to continue. With --no-isolate a running "
+                                                     "cell cannot be cut at the deadline.")] = None,
     shard_text: Annotated[str | None, typer.Option("--shard", help="K/N: every N-th cell from cell K "
                                                    "(K from 0, as SLURM's --array=0-(N-1)), in its own "
                                                    "file.")] = None,
@@ -109,7 +110,8 @@ def sweep(
     outcomes = _run_with_progress(plan, writer, cases, isolate, screen, box)
     screen.print(rows_table([o.row for o in outcomes], title=f"bench sweep: {name} on {device}"))
     done = sum(case.key in writer.done for case in cases)
-    if box is not None and (line := anytime.stop_line(done, len(cases), box.elapsed())):
+    beyond = anytime.too_long(cases, writer.done, writer.cuts, time_limit)
+    if box is not None and (line := anytime.stop_line(done, len(cases), box.elapsed(), beyond)):
         screen.print(line)
 
 
@@ -122,7 +124,8 @@ def _run_with_progress(plan: Sweep, writer: ResultsWriter, cases: list[Case], is
         def advance(outcome: Outcome) -> None:
             row = outcome.row
             note = "resumed" if outcome.resumed else row["status"]
-            progress.update(task, advance=1, description=f"{outcome.case.id} [{note}]")
+            # phase=None: a worker killed during a first call (timeout, OOM) never reports its end
+            progress.update(task, advance=1, description=f"{outcome.case.id} [{note}]", phase=None)
 
         def show_phase(case: Case, event: PhaseEvent, first: bool) -> None:
             progress.update(task, **phase_fields(case, event, first))

@@ -63,3 +63,10 @@ def test_bad_shard_on_the_command_line_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "--shard", "2/2", "--out", str(tmp_path / "r.jsonl")])
     assert result.exit_code == 2
     assert "K counts from 0" in " ".join(result.output.split())
+
+
+def test_a_shard_without_cells_is_refused():
+    small = Sweep(seconds=(10, 25), mixers=("sa:sdpa",), hidden=32, heads=2)
+    assert len(arrange(small.cases(), Shard(1, 2), None)) == 1
+    with pytest.raises(ValueError, match="shard 2/3 of a 2-cell grid has no cells: use at most 2 shards"):
+        arrange(small.cases(), Shard(2, 3), None)

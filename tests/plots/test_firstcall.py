@@ -28,9 +28,20 @@ def test_first_measured_cell_of_each_series_per_file(tmp_path):
                                           ("kda", "fla", 100, "ok", 3.0)])
     second = _write(tmp_path / "b.jsonl", [("kda", "fla", 10, "ok", 4_000.0)])  # the cache kept: no tuning
     table = first_calls(load_cells(first, second))
-    got = {(r.source.rsplit("/", 1)[-1], r.label): (r.seconds, r.first_call_s) for r in table.itertuples()}
+    got = {(r.file.rsplit("/", 1)[-1], r.label): (r.seconds, r.first_call_s) for r in table.itertuples()}
     assert got == {("a.jsonl", "kda:fla"): (10, 100.5), ("a.jsonl", "gsa:fla"): (400, 9.0),
                    ("b.jsonl", "kda:fla"): (10, 4.0)}
+
+
+def test_shards_of_one_run_each_show_their_first_call(tmp_path):
+    """Disjoint files of one device are one run (``plots.runs``), yet each shard's worker paid its own first call."""
+    shard0 = _write(tmp_path / "s0.jsonl", [("kda", "fla", 10, "ok", 100_000.0), ("kda", "fla", 100, "ok", 3.0)])
+    shard1 = _write(tmp_path / "s1.jsonl", [("kda", "fla", 400, "ok", 90_000.0)])
+    cells = load_cells(shard0, shard1)
+    assert cells["source"].nunique() == 1  # one run
+    table = first_calls(cells)
+    assert [(f.rsplit("/", 1)[-1], s) for f, s in zip(table["file"], table["first_call_s"])] == [
+        ("s0.jsonl", 100.0), ("s1.jsonl", 90.0)]
 
 
 def test_report_prints_first_calls(tmp_path):
