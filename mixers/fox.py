@@ -127,7 +127,11 @@ def build(kernel: str, hidden_size: int, num_heads: int, **options) -> nn.Module
 
 
 def auto_kernel(device: torch.device, hidden_size: int, num_heads: int, dtype_bytes: int) -> str:
-    """``auto`` on CUDA: fla's kernel where its tiles fit the device's shared memory, else ``flex``."""
+    """``auto`` on CUDA: fla's kernel where its tiles fit the device's shared memory, else ``flex``
+    (fla's forward tiles: where fla is picked, its backward's are not checked). Without a CUDA device
+    to ask, fla, as for every mixer."""
+    if not torch.cuda.is_available():
+        return "fla"
     return "fla" if fla_fits(hidden_size // num_heads, dtype_bytes, shared_optin(device)) else "flex"
 
 

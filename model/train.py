@@ -102,8 +102,8 @@ def _run(config: TrainConfig, out: Path, resume: bool, results: Path | None, rep
                 **carried(json.loads((out / "config.json").read_text()) if state is not None else None)}
     report(f"model: {name}:{model.kernel}, depth {model.depth}, {resolved['params']:,} trainable parameters "
            f"(budget {config.budget:,}), width {config.width}, {config.heads} heads")
-    if context.main:
-        (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    if context.main:  # atomic: the other ranks of a resumed torchrun job read the old one above
+        checkpoint.write_atomic(out / "config.json", (json.dumps(resolved, indent=2) + "\n").encode())
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=config.factor,

@@ -47,6 +47,8 @@ def verify(
         for name in names:
             mixers.kernels(name)
         frame_counts = [int(n) for n in lengths.split(",")]
+        if min(frame_counts) < 1:
+            raise ValueError(f"--lengths must be positive frame counts, got {lengths}")
     except ValueError as error:
         fail(str(error))
     if time_limit is not None and time_limit <= 0:

@@ -70,7 +70,8 @@ def row_fields(call: Callable[[], object], device: str | torch.device, median_ms
     empty = dict.fromkeys(FIELDS)
     if meter is None:
         return empty
-    mark = _cuda_mark if torch.device(device).type == "cuda" else window.synchronous
+    mark = functools.partial(_cuda_mark, torch.device(device)) if torch.device(device).type == "cuda" \
+        else window.synchronous
     try:
         reading = window.measure(call, meter, median_ms / 1e3, mark)
     except CounterStalled as error:
@@ -79,8 +80,9 @@ def row_fields(call: Callable[[], object], device: str | torch.device, median_ms
             "power_w_mean": reading.watts, "energy_window_s": reading.window_s, "energy_calls": reading.calls}
 
 
-def _cuda_mark() -> Callable[[], None]:
-    """An event after the work queued so far on the current stream; waiting on it waits for that work."""
+def _cuda_mark(device: torch.device) -> Callable[[], None]:
+    """An event after the work queued so far on ``device``'s current stream (not the current device's:
+    ``--device cuda:1``); waiting on it waits for that work."""
     event = torch.cuda.Event()
-    event.record()
+    event.record(torch.cuda.current_stream(device))
     return event.synchronize

@@ -71,7 +71,11 @@ def open_nvml(properties, nvml=None) -> tuple[NvmlCounter | None, str | None]:
     except nvml.NVMLError as error:
         return None, f"NVML did not initialise: {error}"
     try:
-        counter = NvmlCounter(nvml, find_handle(nvml, properties), properties.name)
+        handle = find_handle(nvml, properties)
+        if _mig_enabled(nvml, handle):
+            return None, (f"{properties.name} is split into MIG instances: the board's energy counter would "
+                          "count the other instances' work as this call's")
+        counter = NvmlCounter(nvml, handle, properties.name)
         counter.read_j()
     except LookupError as error:
         return None, str(error)
@@ -79,3 +83,12 @@ def open_nvml(properties, nvml=None) -> tuple[NvmlCounter | None, str | None]:
         return None, f"NVML cannot read the total energy of {properties.name}: {error} (needs Volta or newer, " \
                      "and the whole GPU rather than a MIG instance)"
     return counter, None
+
+
+def _mig_enabled(nvml, handle) -> bool:
+    """Whether the board runs MIG instances (the bus id finds the whole board even then)."""
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except (AttributeError, nvml.NVMLError):  # no MIG on this board, or an NVML without the call
+        return False
+    return current == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1)

@@ -35,6 +35,11 @@ BURST_FRACTION = 0.125
 """A burst of calls lasts about this fraction of an update period ..."""
 BURST_READS = 2
 """... and at least this many counter reads, so the queued burst outlasts the read."""
+LONG_CALL_WINDOWS = 4
+"""A call lasting this many windows or more is measured alone, read before and after: each read is
+at most one update period stale, so the error is within 2 / (LONG_CALL_WINDOWS x PERIODS) = 5% (RAPL's
+1 ms steps under a 0.4 s call: 0.5%), and the window costs one call instead of the four a window of
+repeated calls needs when a call outlasts it (a 45 s CPU call would add 135 s to its cell)."""
 STALL_S = 2.0
 """A counter that does not change for this long (or 20 periods) is stuck: no number is given."""
 
@@ -94,10 +99,12 @@ def measure(fn: Callable[[], object], meter: Meter, call_s: float, mark: Mark = 
     ``call_s`` is one call's duration (the timing's median), used only to size the bursts.
     """
     read = meter.counter.read_j
+    window_s = max(periods * meter.period_s, min_window_s)
+    if call_s >= LONG_CALL_WINDOWS * window_s:
+        return _one_call(fn, read, mark, clock, meter)
     burst_s = max(BURST_FRACTION * meter.period_s, BURST_READS * meter.read_s)
     burst = max(1, round(burst_s / max(call_s, 1e-9)))
     stall_s = max(STALL_S, 20 * meter.period_s)
-    window_s = max(periods * meter.period_s, min_window_s)
 
     def issue() -> Callable[[], None]:
         for _ in range(burst):
@@ -128,3 +135,17 @@ def measure(fn: Callable[[], object], meter: Meter, call_s: float, mark: Mark = 
         raise CounterStalled(f"the {meter.counter.source} counter went from {e0} J to {value} J over the window")
     return Reading(joules_per_call=(value - e0) / (done - calls0), watts=(value - e0) / (now - t0),
                    calls=done - calls0, window_s=now - t0)
+
+
+def _one_call(fn: Callable[[], object], read: Callable[[], float], mark: Mark, clock: Callable[[], float],
+              meter: Meter) -> Reading:
+    """One long call between two reads, nothing else queued (``LONG_CALL_WINDOWS``)."""
+    mark()()  # nothing of the timed calls still running
+    t0, e0 = clock(), read()
+    fn()
+    mark()()
+    t1, e1 = clock(), read()
+    if e1 <= e0:
+        raise CounterStalled(f"the {meter.counter.source} counter went from {e0} J to {e1} J over a "
+                             f"{t1 - t0:.2f} s call (update period {meter.period_s * 1e3:.1f} ms)")
+    return Reading(joules_per_call=e1 - e0, watts=(e1 - e0) / (t1 - t0), calls=1, window_s=t1 - t0)

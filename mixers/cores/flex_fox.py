@@ -36,19 +36,26 @@ import torch
 
 DYNAMIC = True
 """Compile for symbolic lengths: one compilation for all T (see the module docstring)."""
+_NO_EAGER_FALLBACK = ({"fail_on_recompile_limit_hit": True}
+                      if hasattr(torch._dynamo.config, "fail_on_recompile_limit_hit") else {})
+"""Past dynamo's recompile limit (8 per function: dtypes x grad modes x batch, head and head sizes)
+torch would run ``_attend`` eagerly, and eager FlexAttention builds the T x T scores: timings and
+memory labelled ``flex`` would be SA's. An error (the cell's row says so) instead."""
 
 
 def _causal(b, h, q_idx, kv_idx):
     return q_idx >= kv_idx
 
 
-def _attend(q, k, v, cum, block_mask, scale: float):
-    """q, k [B, H, T, K], v [B, H, T, V], cum [B, H, T] fp32 -> [B, H, T, V]. Compiled by ``_compiled``."""
+def _attend(q, k, v, cum, block_mask, scale: float | None):
+    """q, k [B, H, T, K], v [B, H, T, V], cum [B, H, T] fp32 -> [B, H, T, V]. Compiled by ``_compiled``.
+    ``scale`` None: 1/sqrt(K) from the (static) head size, so no symbolic float reaches the kernel."""
     from torch.nn.attention.flex_attention import flex_attention
 
     def forget_bias(score, b, h, q_idx, kv_idx):
         return score + (cum[b, h, q_idx] - cum[b, h, kv_idx])
 
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
     return flex_attention(q, k, v, score_mod=forget_bias, block_mask=block_mask, scale=scale)
 
 
@@ -61,8 +68,11 @@ def _compiled():
 def _block_mask(length: int, device: torch.device):
     from torch.nn.attention.flex_attention import create_block_mask
 
-    # B and H None: one mask broadcast over batch and heads (causality depends on positions only)
-    mask = create_block_mask(_causal, None, None, length, length, device=device)
+    # B and H None: one mask broadcast over batch and heads (causality depends on positions only).
+    # Never inference tensors: the cache outlives a forward under inference_mode, and FlexAttention's
+    # backward saves the mask's tensors (a train call at the same length would fail to).
+    with torch.inference_mode(False):
+        mask = create_block_mask(_causal, None, None, length, length, device=device)
     for tensor in mask.as_tuple()[2:]:
         if isinstance(tensor, torch.Tensor):
             for dim, size in enumerate(tensor.shape):
@@ -103,9 +113,9 @@ def flex_forgetting_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             f"fox:flex is inference-only on CPU (FlexAttention in torch {torch.__version__} has no CPU "
             "backward); train with fox:torch, or run fox:flex on CUDA"
         )
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
     # [B, H, T]: F_i in fp32, whatever the inputs' dtype, as fla keeps its gate sums
     cum = g.float().cumsum(-1)
     _static_except_length(q, k, v, cum)
-    o = _compiled()(q, k, v, cum, _block_mask(q.shape[2], q.device), scale)
+    with torch._dynamo.config.patch(**_NO_EAGER_FALLBACK):
+        o = _compiled()(q, k, v, cum, _block_mask(q.shape[2], q.device), scale)
     return o.transpose(1, 2)

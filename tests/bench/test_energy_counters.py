@@ -31,6 +31,17 @@ def test_window_gives_the_devices_power_and_energy_per_call(call_s, period_s):
     assert reading.calls * call_s == pytest.approx(reading.window_s, rel=0.025)
 
 
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_call_longer_than_four_windows_is_measured_alone(asynchronous):
+    # RAPL-like: 1 ms steps, a 0.5 s call (window 0.1 s): one call between two reads, not four calls
+    device = Device(watts=300.0, idle_watts=60.0, call_s=0.5, period_s=1e-3, asynchronous=asynchronous)
+    started = device.t
+    reading = _measure(device)
+    assert reading.calls == 1 and reading.window_s == pytest.approx(0.5, rel=0.01)
+    assert reading.joules_per_call == pytest.approx(300.0 * 0.5, rel=2 * 1e-3 / 0.5)
+    assert device.t - started == pytest.approx(0.5, rel=0.01)  # the window cost one call
+
+
 def test_an_asynchronous_device_never_idles_while_the_counter_is_read():
     # As NVML on an H200: 100 ms steps, 3.4 ms per read, 21.5 ms per call. Waiting for the device
     # before each read would leave it idle for the read; queuing the next burst first does not.
@@ -139,6 +150,19 @@ def test_nvml_finds_the_gpu_torch_means_by_pci_bus_id():
     assert reason is None and counter.source == "nvml"
     assert counter.read_j() == pytest.approx(2_500.0)  # millijoules -> joules
     assert nvml.open_nvml(GPU0, _nvml())[0].read_j() == pytest.approx(1.0)
+
+
+def test_nvml_refuses_a_board_split_into_mig_instances():
+    class Mig(FakeNvml):
+        NVML_DEVICE_MIG_ENABLE = 1
+
+        def nvmlDeviceGetMigMode(self, handle):
+            return (1, 1) if handle == "00000000:3B:00.0" else (0, 0)
+
+    fake = Mig({"00000000:19:00.0": ("GPU-aaaa-0", 1_000), "00000000:3B:00.0": ("GPU-bbbb-1", 2_500_000)})
+    counter, reason = nvml.open_nvml(GPU1, fake)
+    assert counter is None and "MIG" in reason
+    assert nvml.open_nvml(GPU0, fake)[0].read_j() == pytest.approx(1.0)
 
 
 def test_nvml_falls_back_to_the_uuid():

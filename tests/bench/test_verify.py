@@ -33,7 +33,17 @@ def test_cli_table_and_exit_code():
     assert "naive vs sdpa" in result.output and "pass" in result.output
 
 
-@pytest.mark.parametrize("bad", ["--mixers nope", "--dtype fp8"])
+def test_a_kernel_that_raises_is_a_fail_and_the_run_goes_on(monkeypatch):
+    def broken(q, k, v, causal):
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    monkeypatch.setattr(mixers.softmax, "naive_attention", broken)
+    checks = verify(["sa"], [33, 45], 64, 2)
+    assert [(c.length, c.passed, c.note) for c in checks] == [
+        (33, False, "raised RuntimeError: kernel exploded"), (45, False, "raised RuntimeError: kernel exploded")]
+
+
+@pytest.mark.parametrize("bad", ["--mixers nope", "--dtype fp8", "--lengths 45,-3", "--lengths 0"])
 def test_cli_bad_values(bad):
     result = CliRunner().invoke(app, ["verify", *bad.split(), "--no-interpret"])
     assert result.exit_code == 2

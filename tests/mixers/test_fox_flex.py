@@ -17,7 +17,7 @@ import mixers
 from bench.cases import Sweep
 from bench.measure import one_line
 from bench.verify import check_pair, kernel_pairs
-from mixers.cores.flex_fox import flex_forgetting_attention
+from mixers.cores.flex_fox import _block_mask, flex_forgetting_attention
 from mixers.fla_memory import fox_tiles
 from tests.mixers import parity
 from tests.mixers.test_fox import core_inputs, naive
@@ -70,6 +70,23 @@ def test_flex_is_offered_and_loads_fla_weights_strictly():
     flex.load_state_dict(fla_layer.state_dict(), strict=True)
 
 
+def test_the_cached_block_mask_is_never_an_inference_tensor():
+    """A forward cell runs under inference_mode and caches the mask; a train cell at the same length then
+    hands it to FlexAttention's backward, which cannot save inference tensors (CUDA)."""
+    with torch.inference_mode():
+        mask = _block_mask(1234, torch.device("cpu"))
+    tensors = [t for t in mask.as_tuple() if isinstance(t, torch.Tensor)]
+    assert tensors and not any(t.is_inference() for t in tensors)
+
+
+def test_without_cuda_auto_keeps_fla():
+    """A library call naming cuda on a machine without one resolves as for every mixer (fla), not by asking
+    a device that is not there."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    assert mixers.resolve_kernel("fox", "auto", "cuda") == "fla"
+
+
 def test_training_on_cpu_is_a_one_line_error():
     flex = mixers.build("fox", 64, 2, kernel="flex")
     assert not flex.backward_available("cpu") and flex.backward_available("cuda")
@@ -119,6 +136,7 @@ def fake_gpu(monkeypatch):
     """CUDA device properties with a chosen opt-in shared memory per block, on any machine."""
     def install(shared: int) -> None:
         props = SimpleNamespace(shared_memory_per_block_optin=shared)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=None: props)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     return install
