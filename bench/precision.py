@@ -11,10 +11,13 @@ fla 0.6):
   an NVIDIA GPU with tensor cores for it (compute capability 8.0 and newer) and IEEE below or on AMD.
   The variable is read when a kernel is compiled and is part of Triton's cache key, so it must be set
   before the first kernel compiles; Triton's interpreter (CPU) computes every dot with NumPy in fp32.
-- fla 0.6 names the precision of some dots itself, whatever the default: its WY kernels pass
-  ``allow_tf32=False`` (IEEE), while KDA's and Gated DeltaNet's forward intra-chunk solves use
-  ``SOLVE_TRIL_DOT_PRECISION``, TF32 on 8.0 and newer (``FLA_PINNED_TF32``). Under an IEEE default
-  those rows ran ``mixed``.
+- fla 0.6 names the precision of some dots itself: its WY kernels pass ``allow_tf32=False`` (IEEE),
+  which holds while ``TRITON_F32_DEFAULT`` is unset (triton 3.9's ``tl.dot`` lets the variable win, so
+  ``--fp32-precision tf32`` makes those TF32 too), and KDA's and Gated DeltaNet's forward intra-chunk
+  solves use ``SOLVE_TRIL_DOT_PRECISION``, TF32 on 8.0 and newer (``FLA_PINNED_TF32``). Under an
+  IEEE request those rows ran ``mixed``. Under Triton's own default, fla rows are labelled ``tf32``
+  for their bulk dots although the WY and triangular-solve dots ran IEEE: strictly a mix, and
+  ``bench verify`` judges them at the TF32 tolerance either way.
 
 What rows record (``fields``): ``fp32_precision`` what ``--fp32-precision`` asked for (None: each
 library's own default, or the user's environment); ``fp32_precision_torch`` and
