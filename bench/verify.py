@@ -134,11 +134,10 @@ def check_pair(name: str, kernel: str, reference: str, length: int, hidden: int,
     y_tested, grad_tested = run(tested, x)
     try:
         y_base, grad_base = run(baseline, x)
-    except Exception as error:  # only fla's own refusals are reported, never the tested kernel's errors
+    except Exception as error:  # only fla's own refusals are notes; anything else is ``run``'s FAIL
         if reference != "fla":
             raise
-        first_line = (str(error).splitlines() or [""])[0]
-        note = f"fla refused: {type(error).__name__}: {first_line}"
+        note = f"fla refused: {_raised(error)}"
         return Check(name, kernel, reference, length, None, None, None, bound, None, note, arithmetic,
                      time.monotonic() - started)
     max_abs = (y_tested.float() - y_base.float()).abs().max().item()
@@ -206,11 +205,16 @@ def run(planned: list[Planned], hidden: int, heads: int, device: str = "cpu", dt
             yield Check(item.mixer, "-", "-", 0, None, None, None, TOLERANCE[dtype], None, item.note)
         else:
             try:
-                yield check_pair(item.mixer, item.kernel, item.reference, item.length, hidden, heads, device, dtype)
+                check = check_pair(item.mixer, item.kernel, item.reference, item.length, hidden, heads, device, dtype)
             except Exception as error:  # noqa: BLE001 - the tested kernel failed: a FAIL, and the run goes on
-                first_line = (str(error).splitlines() or [""])[0]
-                yield Check(item.mixer, item.kernel, item.reference, item.length, None, None, None,
-                            TOLERANCE[dtype], False, f"raised {type(error).__name__}: {first_line}")
+                check = Check(item.mixer, item.kernel, item.reference, item.length, None, None, None,
+                              TOLERANCE[dtype], False, f"raised {_raised(error)}")
+            yield check
+
+
+def _raised(error: Exception) -> str:
+    """``Type: first line of the message``: an error in one line of a check's note."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
 
 
 def verify(names: list[str], lengths: list[int], hidden: int, heads: int, device: str = "cpu",
