@@ -33,6 +33,13 @@ PhaseCallback = Callable[[Case, PhaseEvent, bool], None]
 STARTUP_TIMEOUT_S = 300
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A cell the deadline stopped: how long it ran (its worker's start apart)."""
+
+    ran_s: float
+
+
 @dataclass
 class Outcome:
     case: Case
@@ -72,10 +79,9 @@ def run_sweep(
                 warm = series_key(case) in pool.warm
                 if timebox is not None and not timebox.admits(case, warm, pool.start_cost()):
                     continue  # forecast to end after the deadline: left for the next run
-                started = time.monotonic()
                 row = _skip_if_too_big(case) or _run(case, sweep, pool, timebox, on_phase)
-                if row is None:  # cut by the deadline: no row, the same command measures it next time
-                    writer.write_cut(case, time.monotonic() - started)
+                if isinstance(row, Cut):  # no row: the same command measures it next time, and its
+                    writer.write_cut(case, row.ran_s)  # forecast is then at least this long
                     break
                 writer.write_row(precision.stamp(row, case.device))
                 outcome = Outcome(case, writer.done[case.key], resumed=False)
@@ -88,14 +94,17 @@ def run_sweep(
 
 
 def _run(case: Case, sweep: Sweep, pool: _Worker | _InProcess, timebox: TimeBox | None,
-         on_phase: PhaseCallback) -> Row | None:
-    """The cell's row; None when the time box's deadline stopped it."""
+         on_phase: PhaseCallback) -> Row | Cut:
+    """The cell's row, or a ``Cut`` when the time box's deadline stopped it."""
     pool.ensure_started()
     timeout_s, capped = (sweep.timeout_s, False) if timebox is None else timebox.cap(sweep.timeout_s)
     first = series_key(case) not in pool.warm
+    started = time.monotonic()
     row = pool.run(case, sweep.min_reps, sweep.budget_s, timeout_s, lambda event: on_phase(case, event, first))
-    if row is not None or capped:
+    if row is not None:
         return row
+    if capped:
+        return Cut(time.monotonic() - started)
     return Row.for_case(case, "timeout", message=f"no result within {timeout_s:g} s")
 
 
