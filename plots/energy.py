@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from plots.analysis import frames_at, ok_cells, seconds_at
+from plots.analysis import ok_cells
 from plots.load import check_one_setting
-from plots.style import line_style, mixer_style
+from plots.style import frames_axis, line_style, mixer_style
 
 SOURCES = {"nvml": "NVML, whole GPU board", "rapl": "RAPL, CPU packages"}
 
@@ -57,9 +57,7 @@ def _panel(ax, measured: pd.DataFrame, sources: list[str], column: str, ylabel: 
     ax.set(xlabel="audio length (s)", ylabel=ylabel)
     ax.set_title(title, loc="left")
     ax.grid(True, which="both", alpha=0.3)
-    top = ax.secondary_xaxis("top", functions=(frames_at, seconds_at))
-    top.set_xlabel("frames (wav2vec2, 50 per second)", fontsize=8)
-    top.tick_params(labelsize=7)
+    frames_axis(ax)
 
 
 def _title(cells: pd.DataFrame, measured: pd.DataFrame) -> str:

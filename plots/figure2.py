@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from plots.analysis import frames_at, ok_cells, power_fit, scaling, seconds_at
+from plots.analysis import ok_cells, power_fit, scaling
 from plots.load import check_one_setting
 from plots.precision import notes as precision_notes
-from plots.style import line_style, mixer_style, order_keys
+from plots.style import frames_axis, line_style, mixer_style, order_keys
 
 NOT_MEASURED = ("oom", "skipped", "timeout")
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -105,9 +105,7 @@ def _panel(ax, cells: pd.DataFrame, metric: str, sources: list[str], unit: tuple
     ax.set_xlabel("audio length (s)")
     ax.set_ylabel("median latency (ms), p20-p80 shaded" if metric == "latency" else f"peak memory ({unit[1]})")
     ax.grid(True, which="both", alpha=0.3)
-    secondary = ax.secondary_xaxis("top", functions=(frames_at, seconds_at))
-    secondary.set_xlabel("frames (wav2vec2, 50 per second)", fontsize=8)
-    secondary.tick_params(labelsize=7)
+    frames_axis(ax)
 
 
 def _would_be(done: pd.DataFrame, cell: pd.Series, metric: str, unit: float) -> float | None:

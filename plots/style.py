@@ -65,3 +65,12 @@ def save(figure, stem: Path, pdf: bool = False) -> list[Path]:
         figure.savefig(path, dpi=150 if fmt == "png" else None, bbox_inches="tight", metadata=metadata)
         written.append(path)
     return written
+
+
+def frames_axis(ax) -> None:
+    """A top axis in wav2vec2 frames (50 per second) over a bottom axis in audio seconds."""
+    from plots.analysis import frames_at, seconds_at
+
+    top = ax.secondary_xaxis("top", functions=(frames_at, seconds_at))
+    top.set_xlabel("frames (wav2vec2, 50 per second)", fontsize=8)
+    top.tick_params(labelsize=7)
