@@ -125,7 +125,8 @@ def _markdown(cells, tables, section) -> None:
     parts = []
     for title, group in device_groups(cells):
         parts += [f"### {title}", "", markdown(cells_display(group)), "", *markdown_notes(group)]
-    parts += [f"> precision: {line}" for line in notes(cells)] + ([""] if notes(cells) else [])
+    precision = [f"> precision: {line}" for line in notes(cells)]
+    parts += precision + ([""] if precision else [])
     if len(tables["scaling"]):
         parts += ["### Scaling exponents", "", markdown(scaling_display(tables["scaling"])), ""]
     if len(tables["crossovers"]):
