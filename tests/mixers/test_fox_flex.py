@@ -79,6 +79,25 @@ def test_the_cached_block_mask_is_never_an_inference_tensor():
     assert tensors and not any(t.is_inference() for t in tensors)
 
 
+def test_flex_calls_run_with_dynamos_eager_fallback_off():
+    """Past the recompile limit dynamo would run FlexAttention eagerly (T x T scores under the name flex):
+    each call turns that into an error, and leaves the process's setting as it found it."""
+    from mixers.cores.flex_fox import NO_EAGER_FALLBACK, _no_eager_fallback
+
+    config = torch._dynamo.config
+    assert hasattr(config, NO_EAGER_FALLBACK)  # torch 2.13 has the switch: the guard is live here
+    before = getattr(config, NO_EAGER_FALLBACK)
+    seen = _no_eager_fallback(lambda: getattr(config, NO_EAGER_FALLBACK))
+    assert seen is True and getattr(config, NO_EAGER_FALLBACK) == before
+
+    def raising():
+        raise RuntimeError("recompile limit")
+
+    with pytest.raises(RuntimeError):
+        _no_eager_fallback(raising)
+    assert getattr(config, NO_EAGER_FALLBACK) == before
+
+
 def test_without_cuda_auto_keeps_fla():
     """A library call naming cuda on a machine without one resolves as for every mixer (fla), not by asking
     a device that is not there."""
